@@ -1,0 +1,37 @@
+# The README's Quickstart is `make demo` and `make test`; both run `make install` first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS := all,dev
+
+.PHONY: install test test-fast lint format demo bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the project's dependency files change. constraints.txt pins the CPU
+# wheel of torch (a bare `torch` pulls a multi-GB CUDA build) and the versions we test with.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+test: install lint
+	$(PY) -m pytest -q -m "slow or not slow"
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check ftscale tests benchmarks scripts
+	$(VENV)/bin/ruff format --check ftscale tests benchmarks scripts
+
+format: install
+	$(VENV)/bin/ruff check --fix ftscale tests benchmarks scripts
+	$(VENV)/bin/ruff format ftscale tests benchmarks scripts
+
+demo: install
+	$(VENV)/bin/ftscale demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
