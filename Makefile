@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := all,dev
+EXTRAS := all,ray,dev
 
 .PHONY: install test test-fast lint format demo bench clean
 
@@ -11,7 +11,7 @@ install: $(STAMP)
 
 # Re-installs only when the project's dependency files change. constraints.txt pins the CPU
 # wheel of torch (a bare `torch` pulls a multi-GB CUDA build) and the versions we test with.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)

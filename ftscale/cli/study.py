@@ -1,0 +1,257 @@
+"""``ftscale study plan|run|status|export|fit``: declarative sweeps over a durable run store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ftscale.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="plan, run, inspect, export and fit a study (TOML file)")
+    ssub = p.add_subparsers(dest="study_command", metavar="SUBCOMMAND", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", help="study file (TOML)")
+        sp.add_argument("--store", help="SQLite run store (default: beside the study file, .db)")
+        sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = ssub.add_parser("plan", help="list the study's runs and estimate their cost")
+    common(sp)
+    sp.set_defaults(func=_plan)
+
+    sp = ssub.add_parser("run", help="run every unfinished run of the study")
+    common(sp)
+    sp.add_argument("--workers", type=int, help="runs in parallel (default: one per core)")
+    sp.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1)")
+    sp.add_argument("--backend", default="local", help="local (default) or ray")
+    sp.add_argument("--address", help="Ray cluster address (ray backend; default: start locally)")
+    sp.add_argument("--retry-failed", action="store_true", help="run failed/diverged runs again")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.set_defaults(func=_run)
+
+    sp = ssub.add_parser("status", help="runs by status, method and model")
+    common(sp)
+    sp.set_defaults(func=_status)
+
+    sp = ssub.add_parser("export", help="write the long results table")
+    common(sp)
+    sp.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    sp.add_argument("--out", help="output file (default: stdout for csv/jsonl)")
+    sp.set_defaults(func=_export)
+
+    sp = ssub.add_parser("fit", help="fit the study's laws from the store")
+    common(sp)
+    sp.add_argument("--out", help="write the fits JSON here (usable by critical/recommend)")
+    sp.set_defaults(func=_fit)
+
+
+def _load(args: argparse.Namespace):
+    from ftscale.study.runner import default_store_path
+    from ftscale.study.spec import load_study
+
+    study = load_study(args.file)
+    store = Path(args.store) if args.store else default_store_path(study)
+    return study, store
+
+
+def _open_store(store_path: Path, must_exist: bool = True):
+    from ftscale.study.store import RunStore
+
+    if must_exist and not store_path.exists():
+        raise UserError("no run store yet: run `ftscale study run` first", path=str(store_path))
+    return RunStore(store_path)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.study.estimate import estimate_runs
+    from ftscale.study.plan import plan_study
+
+    study, store_path = _load(args)
+    runs = plan_study(study)
+    status: dict[str, str] = {}
+    measured = []
+    if store_path.exists():
+        with _open_store(store_path) as store:
+            for r in store.runs([r.run_key for r in runs]):
+                status[r.run_key] = r.status
+                if r.status == "done" and r.record:
+                    measured.append(r.record)
+    est = estimate_runs([r.spec for r in runs], measured)
+    rows = [
+        {
+            "run_key": r.run_key,
+            **{k: r.spec[k] for k in ("task", "method", "model", "pet_size", "data_size", "seed")},
+            "status": status.get(r.run_key, "new"),
+            "est_seconds": e,
+        }
+        for r, e in zip(runs, est["per_run"], strict=True)
+    ]
+    todo = [row for row in rows if row["status"] not in ("done", "failed", "diverged")]
+    remaining = sum(row["est_seconds"] or 0.0 for row in todo)
+    out = {
+        "study": study.name,
+        "store": str(store_path),
+        "runs": rows,
+        "n_runs": len(rows),
+        "n_todo": len(todo),
+        "estimate": {
+            "total_seconds": est["total_seconds"],
+            "remaining_seconds": remaining,
+            "basis": est["basis"],
+        },
+    }
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"study {study.name}: {len(rows)} runs ({len(todo)} to run), store {store_path}")
+    hdr = f"{'run_key':16}  {'method':7} {'model':14} {'pet':>5} {'data':>8} {'seed':>4}  {'status':8} {'est_s':>7}"
+    print(hdr)
+    for row in rows:
+        est_s = "?" if row["est_seconds"] is None else f"{row['est_seconds']:.1f}"
+        pet = "" if row["pet_size"] is None else str(row["pet_size"])
+        print(
+            f"{row['run_key']:16}  {row['method']:7} {row['model']:14} {pet:>5} "
+            f"{row['data_size']:>8} {row['seed']:>4}  {row['status']:8} {est_s:>7}"
+        )
+    workers = _default_workers()
+    print(
+        f"estimated: {remaining / 60:.1f} min of compute left "
+        f"(~{remaining / 60 / workers:.1f} min wall on {workers} workers); basis: {est['basis']}"
+    )
+    return 0
+
+
+def _default_workers() -> int:
+    from ftscale.study.executors.local import default_workers
+
+    return default_workers()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.study.runner import run_study
+
+    study, store_path = _load(args)
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    summary = run_study(
+        study,
+        store_path,
+        backend=args.backend,
+        workers=args.workers,
+        threads=args.threads,
+        retry_failed=args.retry_failed,
+        address=args.address,
+        progress=not args.no_progress and not args.json,
+    )
+    out = {
+        "study": study.name,
+        "store": str(store_path),
+        "planned": summary.planned,
+        "skipped": summary.skipped,
+        "ran": summary.ran,
+        "counts": summary.counts,
+        "seconds": summary.seconds,
+    }
+    if args.json:
+        print_json(out)
+    else:
+        c = summary.counts
+        print(
+            f"study {study.name}: ran {summary.ran} runs in {summary.seconds:.1f}s "
+            f"({summary.skipped} already finished); done={c.get('done', 0)} "
+            f"failed={c.get('failed', 0)} diverged={c.get('diverged', 0)} "
+            f"pending={c.get('pending', 0)}; store {store_path}"
+        )
+    return 0 if not summary.counts.get("failed") else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.study.plan import plan_study
+    from ftscale.study.store import STATUSES
+
+    study, store_path = _load(args)
+    keys = [r.run_key for r in plan_study(study)]
+    table: dict[tuple[str, str], dict[str, int]] = {}
+    errors = []
+    with _open_store(store_path) as store:
+        stored = {r.run_key: r for r in store.runs(keys)}
+        for key in keys:
+            run = stored.get(key)
+            if run is None:  # planned after the last run (counted as new below)
+                continue
+            counts = table.setdefault(
+                (run.spec["method"], run.spec["model"]), dict.fromkeys(STATUSES, 0)
+            )
+            counts[run.status] += 1
+            if run.status == "failed" and run.error:
+                errors.append({"run_key": key, "error": run.error.splitlines()[0]})
+    new = len(keys) - len(stored)
+    totals = dict.fromkeys(STATUSES, 0)
+    for counts in table.values():
+        for k, v in counts.items():
+            totals[k] += v
+    totals["new"] = new
+    if args.json:
+        print_json(
+            {
+                "study": study.name,
+                "store": str(store_path),
+                "totals": totals,
+                "by": [{"method": m, "model": mo, **c} for (m, mo), c in sorted(table.items())],
+                "errors": errors,
+            }
+        )
+        return 0
+    cols = ("done", "failed", "diverged", "running", "pending")
+    print(f"study {study.name} ({store_path})")
+    print(f"{'method':8} {'model':16} " + " ".join(f"{c:>8}" for c in cols))
+    for (m, mo), c in sorted(table.items()):
+        print(f"{m:8} {mo:16} " + " ".join(f"{c[k]:>8}" for k in cols))
+    print(f"{'total':25} " + " ".join(f"{totals[k]:>8}" for k in cols) + f"   new: {new}")
+    for e in errors[:10]:
+        print(f"failed {e['run_key']}: {e['error']}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ftscale.study.plan import plan_study
+    from ftscale.study.results import results_frame
+    from ftscale.tables import write_table
+
+    study, store_path = _load(args)
+    keys = [r.run_key for r in plan_study(study)]
+    with _open_store(store_path) as store:
+        df = results_frame(store, keys)
+    if args.out:
+        write_table(df, args.out, fmt=args.format)
+    elif args.format == "parquet":
+        raise UserError("parquet output needs --out FILE")
+    else:
+        write_table(df, sys.stdout, fmt=args.format)
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json, to_json_text
+    from ftscale.fsutil import atomic_write
+    from ftscale.study.fit import fit_study, format_fits
+
+    study, store_path = _load(args)
+    with _open_store(store_path) as store:
+        result = fit_study(study, store)
+    if args.out:
+        with atomic_write(args.out) as fh:
+            fh.write(to_json_text(result))
+    if args.json:
+        print_json(result)
+    else:
+        print(format_fits(result))
+    return 0

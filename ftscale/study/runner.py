@@ -1,0 +1,172 @@
+"""The study driver: plan, sync the plan into the store, claim runs, dispatch them to an
+executor, record outcomes. Only this process writes the store."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ftscale.study.executors import make_executor
+from ftscale.study.plan import PlannedRun, plan_study
+from ftscale.study.spec import Study
+from ftscale.study.store import RunStore
+
+
+def default_store_path(study: Study) -> Path:
+    """``<study file's folder>/<study file's stem>.db`` (or ``<name>.db`` here)."""
+    if study.path is not None:
+        return study.path.with_suffix(".db")
+    return Path(f"{study.name}.db")
+
+
+@dataclass
+class RunSummary:
+    """What one ``run_study`` call did."""
+
+    planned: int
+    skipped: int  # already finished before this call
+    ran: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Progress:
+    """A live progress line on a terminal (runs done, failed, ETA); plain lines otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = self.stream.isatty()
+        self.t0 = time.monotonic()
+        self.last_plain = 0.0
+
+    def update(self, counts: dict[str, int], finished_now: int, last: str = "") -> None:
+        if not self.enabled:
+            return
+        done = counts.get("done", 0)
+        bad = counts.get("failed", 0) + counts.get("diverged", 0)
+        finished = done + bad
+        elapsed = time.monotonic() - self.t0
+        remaining = self.total - finished
+        eta = "?"
+        if finished_now > 0 and remaining > 0:
+            eta = _fmt_secs(elapsed / finished_now * remaining)
+        elif remaining == 0:
+            eta = "0s"
+        width = 28
+        fill = int(width * finished / max(self.total, 1))
+        bar = "#" * fill + "-" * (width - fill)
+        line = (
+            f"[{bar}] {finished}/{self.total} done={done} failed={counts.get('failed', 0)} "
+            f"diverged={counts.get('diverged', 0)} running={counts.get('running', 0)} "
+            f"elapsed={_fmt_secs(elapsed)} eta={eta}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(160))
+            self.stream.flush()
+        elif time.monotonic() - self.last_plain > 5 or remaining == 0:
+            self.last_plain = time.monotonic()
+            self.stream.write(line + (f"  last: {last}" if last else "") + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _fmt_secs(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def sync_plan(
+    study: Study, store: RunStore, runs: list[PlannedRun] | None = None
+) -> list[PlannedRun]:
+    """Insert the study's planned runs into the store (those not there yet)."""
+    runs = plan_study(study) if runs is None else runs
+    store.add_runs((r.run_key, r.spec) for r in runs)
+    store.set_meta("study", {"name": study.name, "path": str(study.path) if study.path else None})
+    return runs
+
+
+def run_study(
+    study: Study,
+    store_path: str | Path | None = None,
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    threads: int = 1,
+    retry_failed: bool = False,
+    address: str | None = None,
+    progress: bool = True,
+    stream: TextIO | None = None,
+    executor_kwargs: dict[str, Any] | None = None,
+    data_hashes: dict[str, str] | None = None,
+) -> RunSummary:
+    """Run every planned run of ``study`` that is not finished yet.
+
+    Finished runs (done, failed, diverged) are skipped; ``retry_failed`` puts failed and diverged
+    runs back first. Runs of this study left ``running`` by a runner that died are requeued.
+    """
+    t0 = time.monotonic()
+    store = RunStore(store_path or default_store_path(study))
+    try:
+        runs = sync_plan(study, store, plan_study(study, data_hashes))
+        keys = [r.run_key for r in runs]
+        if retry_failed:
+            store.retry()
+        store.register_runner()
+        counts = store.counts(keys)
+        pending = counts["pending"]
+        summary = RunSummary(planned=len(keys), skipped=len(keys) - pending - counts["running"])
+        if pending == 0:
+            summary.counts = counts
+            summary.seconds = time.monotonic() - t0
+            return summary
+
+        executor = make_executor(
+            backend, workers=workers, threads=threads, address=address, **(executor_kwargs or {})
+        )
+        executor.start()
+        bar = Progress(len(keys), stream=stream, enabled=progress)
+        in_flight: set[str] = set()
+        finished_now = 0
+        try:
+            while True:
+                free = executor.capacity - len(in_flight)
+                if free > 0:
+                    for run in store.claim(keys, limit=free):
+                        executor.submit(run.run_key, run.spec)
+                        in_flight.add(run.run_key)
+                if not in_flight:
+                    break  # nothing pending for us (other runners may hold the rest)
+                for key, outcome in executor.wait(timeout=30.0):
+                    in_flight.discard(key)
+                    store.finish(key, outcome.status, outcome.record, outcome.error)
+                    finished_now += 1
+                    summary.ran += 1
+                    spec = store.get(key).spec
+                    bar.update(
+                        store.counts(keys),
+                        finished_now,
+                        last=f"{spec['method']} {spec['model']} D={spec['data_size']} "
+                        f"seed={spec['seed']}: {outcome.status}",
+                    )
+                store.heartbeat()
+        except BaseException:
+            for key in in_flight:  # give them back (Ctrl-C); a SIGKILL never gets here
+                store.release(key)
+            raise
+        finally:
+            executor.shutdown()
+            bar.close()
+        summary.counts = store.counts(keys)
+        summary.seconds = time.monotonic() - t0
+        return summary
+    finally:
+        store.close()

@@ -1,0 +1,78 @@
+import copy
+
+import pytest
+
+from ftscale.errors import UserError
+from ftscale.study.plan import plan_study
+from ftscale.study.spec import load_study, parse_study
+from ftscale.study.testing import simulated_study
+
+
+def _with(mutate):
+    d = copy.deepcopy(simulated_study())
+    mutate(d)
+    return d
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda d: d["study"].update(colour="red"), "study.colour"),
+        (lambda d: d.update(extra={}), "extra"),
+        (lambda d: d["study"].update(factor="width"), "study.factor"),
+        (lambda d: d["study"].update(methods=["fmt", "qlora"]), "study.methods"),
+        (lambda d: d["study"].update(models=["sim-1e5"]), "study.models"),
+        (lambda d: d["study"].update(seeds=0), "study.seeds"),
+        (lambda d: d["data_sizes"].update(fmt=[100, -5]), "data_sizes.fmt"),
+        (lambda d: d["data_sizes"].pop("lora"), "data_sizes.lora"),
+        (lambda d: d["data_sizes"].update(prompt=[10]), "data_sizes.prompt"),
+        (lambda d: d["training"].update(stepz=3), "training.stepz"),
+        (lambda d: d["training"].update(steps="many"), "training.steps"),
+        (lambda d: d["training"].update(lr=5.0), "training (fmt)"),
+        (lambda d: d.update(training={"lora": {"batch_size": 0}}), "training (lora)"),
+        (lambda d: d.update(fit={"laws": ["cubic"]}), "fit.laws"),
+        (lambda d: d.update(fit={"space": "loglog"}), "fit.space"),
+        (lambda d: d.update(pet_sizes={"lora": [4, 8]}), "pet_sizes.lora"),
+        (
+            lambda d: d["study"].update(factor="pet_size", models=["sim-1e5"]),
+            "study.methods",
+        ),
+    ],
+)
+def test_bad_study_names_the_key(mutate, key):
+    with pytest.raises(UserError) as exc:
+        parse_study(_with(mutate))
+    assert key in str(exc.value)
+
+
+def test_pet_size_study_plans_every_size():
+    d = simulated_study()
+    d["study"].update(factor="pet_size", models=["sim-1e6"], methods=["lora"])
+    d["data_sizes"] = {"lora": [50, 100]}
+    d["pet_sizes"] = {"lora": [2, 4, 8]}
+    runs = plan_study(parse_study(d), {"sim-task": "h"})
+    assert len(runs) == 3 * 2 * 2
+    assert sorted({r.spec["pet_size"] for r in runs}) == [2, 4, 8]
+
+
+def test_keys_are_stable_and_change_with_config_and_data():
+    study = parse_study(simulated_study())
+    a = plan_study(study, {"sim-task": "h"})
+    b = plan_study(parse_study(simulated_study()), {"sim-task": "h"})
+    assert [r.run_key for r in a] == [r.run_key for r in b]
+    assert len({r.run_key for r in a}) == len(a)
+    c = plan_study(study, {"sim-task": "other-data"})
+    assert not {r.run_key for r in a} & {r.run_key for r in c}
+    d = simulated_study()
+    d["training"]["steps"] = 11
+    e = plan_study(parse_study(d), {"sim-task": "h"})
+    assert not {r.run_key for r in a} & {r.run_key for r in e}
+
+
+def test_load_study_file_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_study(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[study\nname = 1")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_study(bad)
