@@ -1,0 +1,224 @@
+"""The report's figures (PNG, matplotlib, Agg): the paper's Figures 2-6 for any study.
+
+Same colour for the same method everywhere; log axes where the law is a power law; units on every
+axis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ftscale.laws.io import law_from_record
+
+#: One colour per method, everywhere in the report.
+METHOD_COLOURS = {"fmt": "#1f77b4", "lora": "#d62728", "prompt": "#2ca02c"}
+_FALLBACK = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+METHOD_LABELS = {"fmt": "FMT", "lora": "LoRA", "prompt": "Prompt"}
+FACTOR_LABELS = {
+    "model_size": "model size (parameters)",
+    "pretrain_tokens": "pretraining data (tokens)",
+    "pet_size": "PET size (LoRA rank / prompt length)",
+}
+
+
+def method_colour(method: str) -> str:
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _fmt_value(v: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:g}"
+
+
+def scaling_figure(
+    doc: dict[str, Any], task: str, out: Path, law: str = "multiplicative"
+) -> Path | None:
+    """Test loss against finetuning data size, one panel per method, one curve per factor value,
+    the fitted law through the points; dashed beyond the largest fitted data size (the
+    extrapolation); held-out points hollow. Returns the PNG path, or None without points."""
+    factor = doc["factor"]
+    pts = [p for p in doc["points"] if p["task"] == task]
+    if not pts:
+        return None
+    methods = sorted(
+        {p["method"] for p in pts},
+        key=lambda m: list(METHOD_COLOURS).index(m) if m in METHOD_COLOURS else 99,
+    )
+    fits = {
+        f["group"]["method"]: f
+        for f in doc["fits"]
+        if f["group"].get("task") == task and f["law"] == law and f["factor"] is not None
+    }
+    plt = _plt()
+    fig, axes = plt.subplots(
+        1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True
+    )
+    values = sorted({p[factor] for p in pts})
+    cmap = plt.get_cmap("viridis")
+    for ax, method in zip(axes[0], methods, strict=True):
+        mp = [p for p in pts if p["method"] == method]
+        fit = fits.get(method)
+        fitted_d = [p["data_size"] for p in mp if not p["heldout"]]
+        dmax_fit = max(fitted_d) if fitted_d else max(p["data_size"] for p in mp)
+        dmin = min(p["data_size"] for p in mp)
+        dmax = max(p["data_size"] for p in mp)
+        for i, v in enumerate(values):
+            colour = cmap(i / max(len(values) - 1, 1) * 0.9)
+            vp = sorted((p for p in mp if p[factor] == v), key=lambda p: p["data_size"])
+            if not vp:
+                continue
+            d = np.array([p["data_size"] for p in vp])
+            y = np.array([p["loss"] for p in vp])
+            held = np.array([p["heldout"] for p in vp])
+            ax.errorbar(
+                d[~held],
+                y[~held],
+                yerr=[p["loss_std"] for p, h in zip(vp, held, strict=True) if not h],
+                fmt="o",
+                ms=4,
+                color=colour,
+                label=_fmt_value(v),
+                capsize=2,
+                lw=0.8,
+            )
+            if held.any():
+                ax.plot(d[held], y[held], "o", ms=6, mfc="none", mec=colour, mew=1.4)
+            if fit is not None:
+                model = law_from_record(fit)
+                grid_in = np.geomspace(dmin, dmax_fit, 60)
+                grid_out = np.geomspace(dmax_fit, dmax * 2.0, 30)
+                # A factor value held out entirely (the largest model) is extrapolation too.
+                inside = "--" if all(p["heldout"] for p in vp) else "-"
+                ax.plot(grid_in, model.predict(v, grid_in), inside, color=colour, lw=1.2)
+                ax.plot(grid_out, model.predict(v, grid_out), "--", color=colour, lw=1.2)
+        if dmax_fit < dmax * 2:
+            ax.axvspan(dmax_fit, dmax * 2.0, color="0.85", alpha=0.35, lw=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter("%.2f"))
+        ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.FormatStrFormatter("%.2f"))
+        ax.set_xlabel("finetuning data (examples)")
+        title = method_label(method)
+        if fit is not None:
+            pr = fit["params"]
+            title += f"  (α={pr['alpha']:.2f}, β={pr['beta']:.2f}, E={pr['E']:.2f})"
+        else:
+            title += "  (no fit)"
+        ax.set_title(title, color=method_colour(method), fontsize=9)
+    axes[0][0].set_ylabel("test loss (nats/token)")
+    axes[0][-1].legend(
+        title=FACTOR_LABELS.get(factor, factor).split(" (")[0],
+        fontsize=7,
+        title_fontsize=7,
+        loc="upper right",
+    )
+    fig.suptitle(
+        f"{task}: {law} law by {FACTOR_LABELS.get(factor, factor)}; hollow = held out, dashed/grey = extrapolation",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = out / f"scaling_{task}_{factor}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
+    """Critical finetuning data size against the factor for each method pair (Figure 5)."""
+    pairs = [c for c in doc.get("critical", []) if c["task"] == task]
+    if not pairs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    any_point = False
+    for c in pairs:
+        xs = [p["x"] for p in c["points"] if p["critical_data_size"] is not None]
+        ys = [p["critical_data_size"] for p in c["points"] if p["critical_data_size"] is not None]
+        label = f"{method_label(c['methods'][0])} vs {method_label(c['methods'][1])}"
+        style = dict(
+            color=method_colour(c["methods"][0]),
+            mfc=method_colour(c["methods"][1]),
+            mec=method_colour(c["methods"][0]),
+        )
+        if xs:
+            any_point = True
+            ax.plot(xs, ys, "o-", ms=6, mew=1.5, label=label, **style)
+        else:
+            ax.plot([], [], "o-", label=f"{label}: no crossing in range", **style)
+    ax.set_xscale("log")
+    if any_point:
+        ax.set_yscale("log")
+    ax.set_xlabel(FACTOR_LABELS.get(doc["factor"], doc["factor"]))
+    ax.set_ylabel("critical finetuning data (examples)")
+    ax.set_title(f"{task}: where two methods predict equal loss", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / f"critical_{task}_{doc['factor']}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def transfer_figure(
+    rows: list[dict[str, Any]], task: str, out: Path, metric: str = "chrf"
+) -> Path | None:
+    """Zero-/few-shot quality on related tasks against finetuning data size per method
+    (Figure 6). ``rows``: ``{"method", "data_size", "shots", "metric value"...}`` averaged over
+    seeds and source languages; the base model's value is drawn as a horizontal line."""
+    rows = [r for r in rows if r["task"] == task and r.get(metric) is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    shots = sorted({r["shots"] for r in rows})
+    fig, axes = plt.subplots(
+        1, len(shots), figsize=(3.4 * len(shots), 3.1), squeeze=False, sharey=True
+    )
+    for ax, k in zip(axes[0], shots, strict=True):
+        for method in sorted({r["method"] for r in rows if r["method"] != "base"}):
+            mr = sorted(
+                (r for r in rows if r["method"] == method and r["shots"] == k),
+                key=lambda r: r["data_size"],
+            )
+            if mr:
+                ax.plot(
+                    [r["data_size"] for r in mr],
+                    [r[metric] for r in mr],
+                    "o-",
+                    color=method_colour(method),
+                    label=method_label(method),
+                )
+        base = [r[metric] for r in rows if r["method"] == "base" and r["shots"] == k]
+        if base:
+            ax.axhline(float(np.mean(base)), color="0.3", ls=":", label="base model")
+        ax.set_xscale("log")
+        ax.set_xlabel("finetuning data (examples)")
+        ax.set_title(f"{k}-shot", fontsize=9)
+    axes[0][0].set_ylabel(f"{metric} on related tasks (mean over source languages)")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{task}: transfer to related tasks after finetuning", fontsize=9)
+    fig.tight_layout()
+    path = out / f"transfer_{task}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

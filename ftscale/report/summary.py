@@ -1,0 +1,193 @@
+"""The report's tables and findings, computed from a study's fits document and results table.
+
+Tables (the paper's numbering): fitted parameters with bootstrap intervals (Table 4), Delta_e and
+Delta_h of the multiplicative and additive laws side by side (Tables 2 and 6), the closed-form
+critical size H and gamma (Table 5), and the correlation between test loss and generation quality
+across runs (Table 7). Findings are sentences computed from those numbers, never fixed text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ftscale.report.figures import method_label
+
+_FACTOR_WORD = {
+    "model_size": "model size",
+    "pretrain_tokens": "pretraining data",
+    "pet_size": "PET size",
+}
+
+
+def _g(v: Any, fmt: str = ".3g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def params_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per joint fit: parameters with 95% bootstrap intervals (Table 4)."""
+    rows = []
+    for f in doc["fits"]:
+        if f["factor"] is None:
+            continue
+        row = {"task": f["group"]["task"], "method": f["group"]["method"], "law": f["law"]}
+        for k, v in f["params"].items():
+            ci = f["ci"].get(k)
+            row[k] = v
+            row[f"{k}_ci"] = ci
+        row["converged"] = f["converged"]
+        rows.append(row)
+    return rows
+
+
+def delta_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Delta_e and Delta_h (nats/token) per (task, method) for multiplicative vs additive."""
+    by: dict[tuple[str, str], dict[str, Any]] = {}
+    for f in doc["fits"]:
+        if f["factor"] is None or f["law"] not in ("multiplicative", "additive"):
+            continue
+        key = (f["group"]["task"], f["group"]["method"])
+        row = by.setdefault(key, {"task": key[0], "method": key[1]})
+        row[f"{f['law']}_delta_e"] = f["delta_e"]
+        row[f"{f['law']}_delta_h"] = f["delta_h"]
+    return [by[k] for k in sorted(by)]
+
+
+def critical_closed_form_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """H and gamma of D_c = H * X^gamma per method pair (Table 5), with the numeric first
+    crossing at each factor value for comparison."""
+    rows = []
+    for c in doc.get("critical", []):
+        cf = c.get("closed_form") or {}
+        rows.append(
+            {
+                "task": c["task"],
+                "pair": f"{method_label(c['methods'][0])} vs {method_label(c['methods'][1])}",
+                "H": cf.get("H"),
+                "gamma": cf.get("gamma"),
+                "numeric": [(p["x"], p["critical_data_size"]) for p in c["points"]],
+            }
+        )
+    return rows
+
+
+def correlation_table(results) -> list[dict[str, Any]]:
+    """Pearson correlation between test loss and each generation metric across finished runs
+    (Table 7), per task and method, where at least 3 runs have both."""
+    rows = []
+    if results is None or len(results) == 0:
+        return rows
+    done = results[results["status"] == "done"]
+    for metric in ("bleu", "chrf", "rougeL"):
+        if metric not in done:
+            continue
+        for (task, method), g in done.groupby(["task", "method"]):
+            sub = g[["loss", metric]].dropna().astype(float)
+            if len(sub) < 3 or sub[metric].std() == 0 or sub["loss"].std() == 0:
+                continue
+            r = float(np.corrcoef(sub["loss"], sub[metric])[0, 1])
+            rows.append(
+                {"task": task, "method": method, "metric": metric, "pearson": r, "n": len(sub)}
+            )
+    return rows
+
+
+def findings(doc: dict[str, Any], results=None) -> list[str]:
+    """Plain sentences computed from the fits."""
+    out: list[str] = []
+    factor = doc["factor"]
+    word = _FACTOR_WORD.get(factor, factor)
+    mult = {
+        (f["group"]["task"], f["group"]["method"]): f
+        for f in doc["fits"]
+        if f["law"] == "multiplicative" and f["factor"]
+    }
+    add = {
+        (f["group"]["task"], f["group"]["method"]): f
+        for f in doc["fits"]
+        if f["law"] == "additive" and f["factor"]
+    }
+    tasks = sorted({t for t, _ in mult} | {p["task"] for p in doc["points"]})
+    for task in tasks:
+        tm = {m: f for (t, m), f in mult.items() if t == task}
+        if not tm:
+            out.append(f"{task}: no multiplicative law could be fitted (too few finished runs).")
+            continue
+        # Which scaling helps more: the factor's exponent against the data exponent.
+        for m, f in sorted(tm.items()):
+            a, b = f["params"]["alpha"], f["params"]["beta"]
+            if factor == "pet_size":
+                verdict = "barely matters" if abs(a) < 0.01 else "matters"
+                out.append(
+                    f"{task}, {method_label(m)}: PET size {verdict} (alpha_t = {a:.4f}; beta = {b:.3f})."
+                )
+            else:
+                more = word if a > b else "finetuning data"
+                out.append(
+                    f"{task}, {method_label(m)}: scaling {more} lowers the loss faster "
+                    f"(alpha = {a:.3f} for {word}, beta = {b:.3f} for finetuning data)."
+                )
+        # Data hunger.
+        hungry = max(tm.items(), key=lambda kv: kv[1]["params"]["beta"])
+        if len(tm) > 1:
+            out.append(
+                f"{task}: {method_label(hungry[0])} is the most data-hungry method "
+                f"(largest beta, {hungry[1]['params']['beta']:.3f})."
+            )
+        # Law comparison on held-out points.
+        both = [
+            (m, tm[m]["delta_h"], add[(task, m)]["delta_h"])
+            for m in tm
+            if (task, m) in add
+            and tm[m]["delta_h"] is not None
+            and add[(task, m)]["delta_h"] is not None
+        ]
+        if both:
+            wins = sum(1 for _, dm, da in both if dm <= da)
+            out.append(
+                f"{task}: the multiplicative law extrapolates at least as well as the additive law for "
+                f"{wins} of {len(both)} methods (held-out Delta_h: "
+                + ", ".join(f"{method_label(m)} {dm:.4f} vs {da:.4f}" for m, dm, da in both)
+                + ")."
+            )
+        # Fit quality warnings: Delta_h large against the spread of the losses.
+        losses = [p["loss"] for p in doc["points"] if p["task"] == task]
+        spread = (max(losses) - min(losses)) if losses else 0.0
+        for m, f in sorted(tm.items()):
+            if not f["converged"]:
+                out.append(
+                    f"{task}, {method_label(m)}: the fit did not converge; treat its parameters with caution."
+                )
+            if f["delta_h"] is not None and spread > 0 and f["delta_h"] > 0.25 * spread:
+                out.append(
+                    f"{task}, {method_label(m)}: the law extrapolates poorly (Delta_h {f['delta_h']:.3f} "
+                    f"is {f['delta_h'] / spread:.0%} of the loss range); more or larger runs are needed."
+                )
+    # Which method wins from which data size.
+    for rec in doc.get("recommendations", []):
+        x = rec.get(factor)
+        flips = rec.get("flips", [])
+        where = f"{rec['task']} at {word} {x:.3g}"
+        if not flips:
+            out.append(
+                f"{where}: {method_label(rec['best'])} is predicted best at every data size from 1e2 to 1e12 examples."
+            )
+        else:
+            parts = [
+                f"{method_label(fl['from'])} until ~{fl['data_size']:.3g} examples, then {method_label(fl['to'])}"
+                for fl in flips
+            ]
+            out.append(f"{where}: " + "; ".join(parts) + ".")
+    for note in doc.get("notes", []):
+        out.append(f"Note: {note}")
+    return out
+
+
+def fmt_ci(v: float, ci: list[float] | None) -> str:
+    if ci is None or ci[0] is None:
+        return _g(v)
+    return f"{_g(v)} [{_g(ci[0])}, {_g(ci[1])}]"
