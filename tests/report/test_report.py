@@ -1,0 +1,104 @@
+"""The report, built from a small simulated store: every figure and table is there, and the
+tables' numbers are the law engine's."""
+
+import os
+import re
+
+import pytest
+
+from ftscale.errors import UserError
+from ftscale.laws.critical import closed_form
+from ftscale.report.build import build_report
+from ftscale.report.figures import method_label
+from ftscale.report.summary import delta_table, findings, params_table
+from ftscale.study.fit import fit_study
+from ftscale.study.runner import run_study
+from ftscale.study.spec import parse_study
+from ftscale.study.store import RunStore
+from ftscale.study.testing import simulated_study
+
+HASHES = {"sim-task": "fixture"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    os.environ["FTSCALE_RUN_FN"] = "ftscale.study.testing:simulated_run"
+    try:
+        d = simulated_study(models=("sim-1e5", "sim-1e6", "sim-1e7"), seeds=2)
+        d["study"]["methods"] = ["fmt", "lora", "prompt"]
+        d["data_sizes"] = {
+            "fmt": [300, 1000, 3000, 10000],
+            "lora": [100, 300, 1000, 3000],
+            "prompt": [100, 300, 1000, 3000],
+        }
+        d["fit"] = {"bootstrap": 10}
+        study = parse_study(d)
+        tmp = tmp_path_factory.mktemp("report")
+        run_study(study, tmp / "s.db", workers=2, progress=False, data_hashes=HASHES)
+        with RunStore(tmp / "s.db") as store:
+            doc = fit_study(study, store, HASHES)
+            out = build_report(study, store, tmp / "report", doc=doc, data_hashes=HASHES)
+        return study, doc, out
+    finally:
+        del os.environ["FTSCALE_RUN_FN"]
+
+
+def test_report_files(built):
+    _, _, out = built
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "report.html", "fits.json", "results.csv"} <= names
+    assert "scaling_sim-task_model_size.png" in names
+    assert "critical_sim-task_model_size.png" in names
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))
+    assert 'src="scaling' not in page, "images are embedded, not linked"
+
+
+def test_tables_hold_the_law_engine_numbers(built):
+    _, doc, out = built
+    md = (out / "report.md").read_text()
+    for row in params_table(doc):
+        prefix = f"| sim-task | {method_label(row['method'])} | {row['law']} |"
+        [line] = [ln for ln in md.splitlines() if ln.startswith(prefix)]
+        assert f"| {row['alpha']:.3g} [" in line
+    for row in delta_table(doc):
+        assert f"{row['multiplicative_delta_h']:.4g}" in md
+        assert f"{row['additive_delta_h']:.4g}" in md
+    mult = {f["group"]["method"]: f["params"] for f in doc["fits"] if f["law"] == "multiplicative"}
+    cf = closed_form(mult["fmt"], mult["lora"])
+    assert f"{cf['gamma']:.4g}" in md and f"{cf['H']:.4g}" in md
+
+
+def test_findings_follow_the_numbers(built):
+    _, doc, _ = built
+    text = " ".join(findings(doc))
+    betas = {
+        f["group"]["method"]: f["params"]["beta"]
+        for f in doc["fits"]
+        if f["law"] == "multiplicative"
+    }
+    hungry = max(betas, key=betas.get)
+    assert re.search(
+        rf"{dict(fmt='FMT', lora='LoRA', prompt='Prompt')[hungry]} is the most data-hungry", text
+    )
+
+
+def test_too_few_points_still_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTSCALE_RUN_FN", "ftscale.study.testing:simulated_run")
+    d = simulated_study(models=("sim-1e5", "sim-1e6"), seeds=1)
+    d["data_sizes"] = {"fmt": [100, 200], "lora": [100, 200]}
+    study = parse_study(d)
+    run_study(study, tmp_path / "s.db", workers=1, progress=False, data_hashes=HASHES)
+    with RunStore(tmp_path / "s.db") as store:
+        out = build_report(study, store, tmp_path / "r", data_hashes=HASHES)
+    md = (out / "report.md").read_text()
+    assert "not fitted" in md
+
+
+def test_empty_study_is_a_user_error(tmp_path):
+    study = parse_study(simulated_study())
+    with RunStore(tmp_path / "s.db") as store, pytest.raises(UserError):
+        build_report(study, store, tmp_path / "r", data_hashes=HASHES)
+    assert not (tmp_path / "r").exists()
