@@ -234,8 +234,11 @@ def _export(args: argparse.Namespace) -> int:
         write_table(df, args.out, fmt=args.format)
     elif args.format == "parquet":
         raise UserError("parquet output needs --out FILE")
+    elif args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
     else:
-        write_table(df, sys.stdout, fmt=args.format)
+        df.to_json(sys.stdout, orient="records", lines=True)
+        sys.stdout.write("\n")
     return 0
 
 

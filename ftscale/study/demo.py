@@ -1,0 +1,170 @@
+"""The main job: the paper in miniature on a fresh clone (``ftscale demo`` / ``make demo``).
+
+Runs the demo study (``ftscale/study/demo.toml``: translate-en-de, the project's own model
+family, FMT, LoRA and prompt tuning over several finetuning data sizes and seeds) into
+``DIR/study.db``, fits the multiplicative and additive laws per method with the largest model and
+the largest data size held out, writes the report to ``DIR/report/`` and prints the answer:
+fitted parameters, Delta_e/Delta_h, critical data sizes between each pair of methods at each model
+size, and a recommendation. A second call finds every run in the store and the fits cached, and
+finishes in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from ftscale.report.figures import method_label
+from ftscale.study.spec import Study, load_study
+
+DEMO_STUDY = "demo.toml"
+
+
+def demo_study_path() -> Path:
+    """The packaged demo study file."""
+    return Path(str(resources.files("ftscale.study").joinpath(DEMO_STUDY)))
+
+
+def _store_digest(store, keys: list[str]) -> str:
+    h = hashlib.sha256()
+    for run in store.runs(keys):
+        h.update(f"{run.run_key}:{run.status}:{json.dumps(run.record, sort_keys=True)};".encode())
+    return h.hexdigest()[:16]
+
+
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    *,
+    study_path: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    stream: TextIO | None = None,
+) -> dict[str, Any]:
+    """Run, fit and report the demo study; returns a summary dict (what ``--json`` prints)."""
+    from ftscale.cli._common import to_json_text
+    from ftscale.fsutil import atomic_write
+    from ftscale.report.build import build_report
+    from ftscale.study.fit import fit_study
+    from ftscale.study.plan import plan_study
+    from ftscale.study.runner import run_study
+    from ftscale.study.store import RunStore
+
+    stream = stream or sys.stdout
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = load_study(study_path or demo_study_path())
+    store_path = out / "study.db"
+    report_dir = out / "report"
+    summary = run_study(study, store_path, workers=workers, progress=progress)
+    keys = [r.run_key for r in plan_study(study)]
+    with RunStore(store_path) as store:
+        digest = _store_digest(store, keys)
+        cache = out / "fits.json"
+        doc = None
+        if cache.exists() and (report_dir / "report.html").exists():
+            cached = json.loads(cache.read_text())
+            if cached.get("store_digest") == digest:
+                doc = cached
+        if doc is None:
+            doc = fit_study(study, store)
+            doc["store_digest"] = digest
+            build_report(study, store, report_dir, doc=doc)
+            with atomic_write(cache) as fh:
+                fh.write(to_json_text(doc))
+    result = {
+        "study": study.name,
+        "store": str(store_path),
+        "report": str(report_dir / "report.html"),
+        "fits_file": str(out / "fits.json"),
+        "runs": {"planned": summary.planned, "ran_now": summary.ran, **summary.counts},
+        "seconds": summary.seconds,
+        "fits": [
+            {k: f[k] for k in ("group", "law", "params", "delta_e", "delta_h", "converged")}
+            for f in doc["fits"]
+        ],
+        "critical": doc["critical"],
+        "recommendation": _recommendation(study, doc),
+        "notes": doc["notes"],
+    }
+    return result
+
+
+def _recommendation(study: Study, doc: dict[str, Any]) -> dict[str, Any] | None:
+    recs = doc.get("recommendations") or []
+    if not recs:
+        return None
+    rec = max(recs, key=lambda r: r[study.factor])  # the largest model of the study
+    return {
+        "model_size": rec[study.factor],
+        "data_size": rec["data_size"],
+        "best": rec["best"],
+        "ranking": [(r["method"], r["predicted_loss"]) for r in rec["ranking"]],
+        "flips": rec["flips"],
+        "cheapest_within_tolerance": rec.get("cheapest_within_tolerance"),
+    }
+
+
+def format_demo(result: dict[str, Any]) -> str:
+    """The demo's printed answer."""
+    lines = [
+        f"ftscale demo: study '{result['study']}' — {result['runs']['planned']} runs "
+        f"({result['runs']['ran_now']} run now, {result['runs'].get('done', 0)} done, "
+        f"{result['runs'].get('failed', 0)} failed, {result['runs'].get('diverged', 0)} diverged) "
+        f"in {result['seconds']:.0f}s",
+        "",
+        "Fitted laws (test loss in nats/token; largest model and largest data size held out):",
+        f"  {'method':7} {'law':15} {'A':>9} {'alpha':>7} {'B':>9} {'beta':>7} {'E':>7} {'Δe':>8} {'Δh':>8}",
+    ]
+    for f in result["fits"]:
+        if f["group"].get("model_size") is not None:
+            continue
+        p = f["params"]
+        dh = "-" if f["delta_h"] is None else f"{f['delta_h']:.4f}"
+        b = "" if "B" not in p else f"{p['B']:.3g}"
+        lines.append(
+            f"  {method_label(f['group']['method']):7} {f['law']:15} {p['A']:9.3g} {p['alpha']:7.3f} "
+            f"{b:>9} {p['beta']:7.3f} {p['E']:7.3f} {f['delta_e']:8.4f} {dh:>8}"
+            + ("" if f["converged"] else "  (fit did not converge)")
+        )
+    lines += ["", "Critical finetuning data size (examples) between methods, by model size:"]
+    for c in result["critical"]:
+        pts = ", ".join(
+            f"{_size(p['x'])}: "
+            + (
+                "none in range"
+                if p["critical_data_size"] is None
+                else f"{p['critical_data_size']:,.0f}"
+            )
+            for p in c["points"]
+        )
+        lines.append(f"  {method_label(c['methods'][0])} vs {method_label(c['methods'][1])}: {pts}")
+    rec = result["recommendation"]
+    if rec:
+        lines += [
+            "",
+            f"Recommendation: with {rec['data_size']:,.0f} examples on a model of size "
+            f"{_size(rec['model_size'])} parameters, use {method_label(rec['best'])} "
+            f"(predicted test loss "
+            + ", ".join(f"{method_label(m)} {v:.3f}" for m, v in rec["ranking"])
+            + ").",
+        ]
+        for fl in rec["flips"]:
+            lines.append(
+                f"  The best method changes from {method_label(fl['from'])} to {method_label(fl['to'])} "
+                f"at about {fl['data_size']:,.0f} examples."
+            )
+    for n in result["notes"]:
+        lines.append(f"note: {n}")
+    lines += ["", f"Report: {result['report']}", f"Store:  {result['store']}"]
+    return "\n".join(lines)
+
+
+def _size(v: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:g}"
