@@ -1,0 +1,49 @@
+"""Shared pieces of the law commands (fit, critical, recommend, select, demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftscale.cli._common import to_json_text
+from ftscale.errors import UserError
+from ftscale.fsutil import atomic_write
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    """``"1e9,2e9"`` -> [1e9, 2e9]; anything else is a UserError naming the flag."""
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise UserError(f"{flag} needs at least one number")
+    return vals
+
+
+def fmt_num(v: Any) -> str:
+    """Compact human formatting of a number (or '-')."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def fmt_group(group: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in group.items()) or "(all)"
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(to_json_text(obj))
+
+
+def print_rows(header: list[str], rows: list[list[Any]]) -> None:
+    """A compact aligned table on stdout."""
+    cells = [header] + [[fmt_num(c) if not isinstance(c, str) else c for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

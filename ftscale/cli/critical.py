@@ -1,0 +1,54 @@
+"""``ftscale critical``: critical finetuning data sizes between fitted methods."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "critical",
+        help="data sizes where two methods' fitted laws predict equal loss",
+        description="Critical finetuning data size between methods, from a fits file written by "
+        "`ftscale fit --group-by method --out FITS.json`.",
+    )
+    p.add_argument("fits", metavar="FITS.json")
+    p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
+    p.add_argument("--at", help="factor values X1,X2,... (required for two-factor laws)")
+    p.add_argument("--range", default="1e2,1e12", help="LO,HI data-size range (examples)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.laws.methods import critical_pairs
+
+    rng = parse_floats(args.range, "--range")
+    if len(rng) != 2:
+        from ftscale.errors import UserError
+
+        raise UserError(f"--range takes LO,HI, got {args.range!r}")
+    at = parse_floats(args.at, "--at") if args.at else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])
+    if args.json:
+        print_json(out)
+        return 0
+    rows = []
+    for pair in out["pairs"]:
+        cf = pair["closed_form"]
+        for pt in pair["points"]:
+            rows.append(
+                [
+                    fmt_group(pair["context"]),
+                    " vs ".join(pair["methods"]),
+                    fmt_num(pt["x"]),
+                    fmt_num(pt["critical_data_size"]) if pt["critical_data_size"] else pt["note"],
+                    ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
+                    "-" if cf is None else f"H={fmt_num(cf['H'])} gamma={fmt_num(cf['gamma'])}",
+                ]
+            )
+    print_rows(["context", "methods", "x", "critical_data_size", "crossings", "closed_form"], rows)
+    return 0

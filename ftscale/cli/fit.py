@@ -1,0 +1,88 @@
+"""``ftscale fit``: fit a scaling law per group of a results table."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit a scaling law (multiplicative, additive, power, rectified) to a results table",
+        description="Fit a finetuning scaling law per group of a long results table "
+        "(one row per run; CSV/TSV, Parquet or JSONL).",
+    )
+    p.add_argument("table", metavar="TABLE")
+    p.add_argument("--law", required=True, help="multiplicative | additive | power | rectified")
+    p.add_argument(
+        "--factor", help="column of the second factor X (model_size, pretrain_tokens, pet_size)"
+    )
+    p.add_argument("--data", default="data_size", help="data-size column (default data_size)")
+    p.add_argument("--target", default="loss", help="loss column, nats/token (default loss)")
+    p.add_argument("--group-by", default="", help="comma-separated columns, one fit per group")
+    p.add_argument("--where", help="keep rows where EXPR holds, e.g. 'method == \"lora\"'")
+    p.add_argument("--holdout", help="rows where EXPR holds are held out and scored (Delta_h)")
+    p.add_argument("--space", choices=("linear", "log"), default="linear")
+    p.add_argument("--huber-delta", type=float, default=1e-3)
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap refits for CIs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", metavar="FITS.json", help="write the fits (with bootstrap samples)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.cli._laws_common import fmt_group, fmt_num, print_rows, write_json
+    from ftscale.lawfit import fit_table
+
+    doc = fit_table(
+        args.table,
+        law=args.law,
+        factor=args.factor,
+        data=args.data,
+        target=args.target,
+        group_by=[c.strip() for c in args.group_by.split(",") if c.strip()],
+        where=args.where,
+        holdout=args.holdout,
+        space=args.space,
+        huber_delta=args.huber_delta,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    if args.out:
+        write_json(args.out, doc)
+    slim = {
+        **doc,
+        "fits": [{k: v for k, v in f.items() if k != "bootstrap_params"} for f in doc["fits"]],
+    }
+    if args.json:
+        print_json(slim)
+        return 0
+    rows = []
+    for f in slim["fits"]:
+        params = " ".join(f"{k}={fmt_num(v)}" for k, v in f["params"].items())
+        rows.append(
+            [
+                fmt_group(f["group"]),
+                f["law"],
+                params,
+                f["n_fit"],
+                f["n_holdout"],
+                f["delta_e"],
+                f["delta_h"],
+                "yes" if f["converged"] else "NO",
+            ]
+        )
+    print_rows(
+        ["group", "law", "params", "n_fit", "n_hold", "delta_e", "delta_h", "converged"], rows
+    )
+    for f in slim["fits"]:
+        if f["ci"]:
+            ci = " ".join(f"{k}=[{fmt_num(a)}, {fmt_num(b)}]" for k, (a, b) in f["ci"].items())
+            print(f"95% CI {fmt_group(f['group'])}: {ci}")
+        if not f["converged"]:
+            print(f"warning: fit for {fmt_group(f['group'])} did not converge: {f['message']}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

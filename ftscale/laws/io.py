@@ -1,0 +1,100 @@
+"""Fits files: the JSON that ``ftscale fit --out`` writes and ``critical``/``recommend`` read.
+
+``{"ftscale_fits": 1, "fits": [record, ...]}``; a record is what :func:`fit_record` returns
+(documented in docs/laws.md). Bootstrap parameter samples travel in the file so that
+recommendations can give prediction intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ftscale.errors import UserError
+from ftscale.laws.base import ScalingLaw
+from ftscale.laws.registry import get_law
+
+FORMAT_VERSION = 1
+
+
+def fit_record(
+    law: ScalingLaw,
+    *,
+    group: dict[str, Any],
+    factor: str | None,
+    data: str,
+    target: str,
+    cost_models: dict[str, dict] | None = None,
+    with_samples: bool = True,
+) -> dict[str, Any]:
+    """The JSON record of one fitted law (``with_samples``: include bootstrap samples)."""
+    rec: dict[str, Any] = {
+        "group": group,
+        "law": law.name,
+        "formula": law.formula,
+        "factor": factor,
+        "data": data,
+        "target": target,
+        "space": law.space,
+        "huber_delta": law.huber_delta,
+        "params": law.params_,
+        "fixed": list(law.fixed_),
+        "n_fit": law.n_fit_,
+        "n_holdout": law.n_holdout_,
+        "delta_e": law.delta_e_,
+        "delta_h": law.delta_h_,
+        "ci": {k: list(v) for k, v in law.ci_.items()},
+        "converged": bool(law.converged_),
+        "at_bound": list(getattr(law, "at_bound_", [])),
+        "message": law.message_,
+        "objective": law.objective_,
+        "n_starts": law.n_starts_,
+        "n_bootstrap": law.n_bootstrap,
+        "seed": law.seed,
+        "cost_models": cost_models or {},
+    }
+    if law.bootstrap_params_ is not None:
+        rec["bootstrap_converged"] = getattr(law, "bootstrap_converged_", None)
+    if with_samples and law.bootstrap_params_ is not None:
+        rec["bootstrap_params"] = law.bootstrap_params_.tolist()
+    return rec
+
+
+def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
+    """Rebuild a fitted law (parameters and bootstrap samples) from a record."""
+    try:
+        cls = get_law(rec["law"])
+        law = cls(space=rec.get("space", "linear"), huber_delta=rec.get("huber_delta", 1e-3))
+        law.set_params(rec["params"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"malformed fit record ({exc})", path=path) from None
+    samples = rec.get("bootstrap_params")
+    if samples:
+        arr = np.asarray(samples, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != len(cls.param_names):
+            raise UserError("malformed bootstrap_params in fit record", path=path)
+        law.bootstrap_params_ = arr
+    return law
+
+
+def load_fits(path: str) -> list[dict[str, Any]]:
+    """Read and validate a fits file; every problem is a one-line :class:`UserError`."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise UserError("no such fits file", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read fits file: {exc}", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"not a JSON fits file ({exc.msg})", path=path, line=exc.lineno) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("fits"), list):
+        raise UserError('not a fits file (expected {"fits": [...]})', path=path)
+    for i, rec in enumerate(doc["fits"]):
+        if not isinstance(rec, dict) or not {"law", "params", "group"} <= set(rec):
+            raise UserError(f"fit record {i} lacks law/params/group", path=path)
+    if not doc["fits"]:
+        raise UserError("the fits file holds no fits", path=path)
+    return doc["fits"]

@@ -1,0 +1,120 @@
+"""Method comparisons over a fits file: critical data sizes and recommendations per context.
+
+A fits file from ``ftscale fit --group-by method[,task,...]`` holds one law per group. Groups
+that differ only in ``method`` form a context (e.g. one task); methods are compared within it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from ftscale.errors import UserError
+from ftscale.laws.base import ScalingLaw
+from ftscale.laws.critical import DEFAULT_RANGE, closed_form, critical_data_size
+from ftscale.laws.io import law_from_record, load_fits
+from ftscale.laws.recommend import recommend
+
+
+def contexts(
+    path: str, methods: list[str] | None = None
+) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
+    """``[(context, {method: (law, record)})]`` from a fits file, methods in the asked order."""
+    fits = load_fits(path)
+    by_ctx: dict[str, tuple[dict, dict[str, tuple[ScalingLaw, dict]]]] = {}
+    for rec in fits:
+        group = rec["group"]
+        if not isinstance(group, dict) or "method" not in group:
+            raise UserError("fits have no 'method' group (fit with --group-by method)", path=path)
+        ctx = {k: v for k, v in group.items() if k != "method"}
+        key = json.dumps(ctx, sort_keys=True, default=str)
+        entry = by_ctx.setdefault(key, (ctx, {}))
+        entry[1][str(group["method"])] = (law_from_record(rec, path), rec)
+    out = []
+    for ctx, laws in by_ctx.values():
+        if methods is not None:
+            missing = [m for m in methods if m not in laws]
+            if missing:
+                known = ", ".join(sorted(laws))
+                raise UserError(f"method {missing[0]!r} not in the fits (have: {known})", path=path)
+            laws = {m: laws[m] for m in methods}
+        if len({type(law) for law, _ in laws.values()}) > 1:
+            raise UserError(
+                "methods were fitted with different laws; compare like with like", path=path
+            )
+        out.append((ctx, laws))
+    return out
+
+
+def _x(law: ScalingLaw, at: float | None) -> float | None:
+    if law.n_factors == 2 and at is None:
+        raise UserError(f"the {law.name} law needs --at (a factor value)")
+    return at if law.n_factors == 2 else None
+
+
+def critical_pairs(
+    path: str,
+    *,
+    methods: list[str] | None = None,
+    at: list[float] | None = None,
+    lo: float = DEFAULT_RANGE[0],
+    hi: float = DEFAULT_RANGE[1],
+) -> dict[str, Any]:
+    """``{"range", "pairs": [{"context", "methods", "points": [{"x", "critical_data_size",
+    "crossings", "note"}], "closed_form": {"H", "gamma"} | None}]}``."""
+    if methods is not None and len(methods) < 2:
+        raise UserError("--methods needs at least two methods, e.g. fmt,lora")
+    if not (0 < lo < hi):
+        raise UserError(f"--range must satisfy 0 < LO < HI, got {lo:g},{hi:g}")
+    pairs = []
+    for ctx, laws in contexts(path, methods):
+        if len(laws) < 2:
+            continue
+        for m1, m2 in itertools.combinations(laws, 2):
+            l1, l2 = laws[m1][0], laws[m2][0]
+            xs = at if l1.n_factors == 2 else [None]
+            if l1.n_factors == 2 and at is None:
+                _x(l1, None)
+            pts = [critical_data_size(l1, l2, x, lo, hi) for x in xs]
+            cf = closed_form(l1.params_, l2.params_) if l1.name == "multiplicative" else None
+            pairs.append({"context": ctx, "methods": [m1, m2], "points": pts, "closed_form": cf})
+    if not pairs:
+        raise UserError("no context of the fits holds two methods to compare", path=path)
+    return {"range": [lo, hi], "pairs": pairs}
+
+
+def recommend_from_fits(
+    path: str,
+    *,
+    x: float | None,
+    data_size: float,
+    tolerance: float = 0.01,
+    cost: str | None = None,
+    lo: float = DEFAULT_RANGE[0],
+    hi: float = DEFAULT_RANGE[1],
+) -> dict[str, Any]:
+    """``{"recommendations": [{"context", "x", "data_size", ...}]}`` with the fields of
+    :func:`ftscale.laws.recommend.recommend` per context."""
+    if not data_size > 0:
+        raise UserError(f"--data-size must be positive, got {data_size:g}")
+    if x is not None and not x > 0:
+        raise UserError(f"--at must be positive, got {x:g}")
+    recs = []
+    for ctx, laws in contexts(path):
+        first = next(iter(laws.values()))[0]
+        xx = _x(first, x)
+        r = recommend(
+            {m: law for m, (law, _) in laws.items()},
+            xx,
+            data_size,
+            cost_models={m: rec.get("cost_models") or {} for m, (_, rec) in laws.items()},
+            cost=cost,
+            tolerance=tolerance,
+            lo=lo,
+            hi=hi,
+        )
+        if cost is not None and r["cost_column"] is None:
+            raise UserError(f"cost column {cost!r} is not in every method's fits", path=path)
+        recs.append({"context": ctx, "x": xx, "data_size": data_size, **r})
+    return {"recommendations": recs}

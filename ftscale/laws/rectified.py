@@ -1,0 +1,42 @@
+"""Rectified one-factor law (Lin et al. 2024, "Selecting LLM to fine-tune via rectified scaling
+law"): L(D) = B / (D_l + D^beta) + E.
+
+D_l, the "pre-learned data size", is what the pretrained model already knows of the task, in
+units of D^beta. While D^beta << D_l the curve is flat (the "pre-power" phase); once D^beta >> D_l
+it becomes the power law B * D^-beta + E. Cheap small-data runs often sit in the flat phase, where
+a plain power law fitted to them extrapolates badly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ftscale.laws.base import ScalingLaw
+
+
+class RectifiedLaw(ScalingLaw):
+    """L = B / (D_l + D^beta) + E; D the finetuning data size (examples), L in nats/token."""
+
+    name = "rectified"
+    formula = "L = B / (D_l + D^beta) + E"
+    param_names = ("B", "D_l", "beta", "E")
+    n_factors = 1
+    default_grid = {
+        "B": (0.0, 3.0, 8.0),
+        "D_l": (-2.0, 2.0, 6.0, 10.0),
+        "beta": (0.2, 0.5, 1.0),
+        "E": (-1.5, -0.5, 0.3),
+    }
+    # beta beyond 2 with a huge D_l is a step function, not a learning curve.
+    bounds = {"beta": (0.0, 2.0), "D_l": (-30.0, 30.0)}
+
+    @staticmethod
+    def log_pred(theta, x, d):
+        b, log_dl, beta, e = (theta[:, k, None] for k in range(4))
+        v = np.logaddexp(log_dl, beta * d)  # log(D_l + D^beta)
+        s = np.exp(log_dl - v)  # D_l / (D_l + D^beta)
+        u = b - v
+        lp = np.logaddexp(u, e)
+        w = np.exp(u - lp)
+        g = np.stack([w, -s * w, -d * (1.0 - s) * w, 1.0 - w], axis=-1)
+        return lp, g

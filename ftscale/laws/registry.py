@@ -1,0 +1,31 @@
+"""The law forms, by name. Adding a form: one file with a :class:`ScalingLaw` subclass and one
+line in :data:`LAWS`."""
+
+from __future__ import annotations
+
+from ftscale.errors import UserError
+from ftscale.laws.additive import AdditiveLaw
+from ftscale.laws.base import ScalingLaw
+from ftscale.laws.multiplicative import MultiplicativeLaw
+from ftscale.laws.power import PowerLaw
+from ftscale.laws.rectified import RectifiedLaw
+
+LAWS: dict[str, type[ScalingLaw]] = {
+    "multiplicative": MultiplicativeLaw,
+    "additive": AdditiveLaw,
+    "power": PowerLaw,
+    "rectified": RectifiedLaw,
+}
+
+
+def get_law(name: str) -> type[ScalingLaw]:
+    """The law class called ``name``; an unknown name is a :class:`UserError`."""
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise UserError(f"unknown law {name!r} (known: {', '.join(LAWS)})") from None
+
+
+def make_law(name: str, **hyper) -> ScalingLaw:
+    """An unfitted law of form ``name`` with the given hyper-parameters."""
+    return get_law(name)(**hyper)

@@ -1,0 +1,282 @@
+"""The law commands: bad inputs (one line, exit 2, nothing written) and JSON schemas."""
+
+import json
+
+import pytest
+
+from ftscale.cli import main
+
+
+def call(capsys, *args):
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+GOOD_HEAD = "method,model_size,data_size,loss\n"
+
+
+def rows(n=8, bad=None):
+    lines = []
+    for i in range(n):
+        lines.append(f"fmt,{(i % 4 + 1) * 1e9:.0f},{(i // 4 + 1) * 1000},{1.0 + 0.01 * i}")
+    if bad:
+        lines[3] = bad
+    return GOOD_HEAD + "\n".join(lines) + "\n"
+
+
+BAD_INPUTS = [
+    (
+        "missing column",
+        "method,model_size,loss\nfmt,1e9,1.0\n",
+        ["--law", "multiplicative", "--factor", "model_size"],
+        "missing column 'data_size'",
+    ),
+    (
+        "non-numeric size",
+        rows(bad="fmt,big,1000,1.0"),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        ":5: column 'model_size' is not numeric: 'big'",
+    ),
+    (
+        "non-positive size",
+        rows(bad="fmt,1e9,0,1.0"),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        ":5: size column 'data_size' must be positive",
+    ),
+    (
+        "NaN loss",
+        rows(bad="fmt,1e9,1000,nan"),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        ":5: loss column 'loss' must be finite",
+    ),
+    (
+        "inf loss",
+        rows(bad="fmt,1e9,1000,inf"),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        ":5: loss column 'loss' must be finite",
+    ),
+    (
+        "fewer points than parameters",
+        rows(n=3),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        "3 points for the 4 parameters",
+    ),
+    (
+        "empty group",
+        rows(),
+        ["--law", "power", "--where", 'method == "lora"'],
+        "no rows satisfy --where",
+    ),
+    ("unknown law", rows(), ["--law", "cubic"], "unknown law 'cubic'"),
+    (
+        "holdout removes every point",
+        rows(),
+        ["--law", "power", "--holdout", "data_size > 0"],
+        "removes every point",
+    ),
+    (
+        "invalid where",
+        rows(),
+        ["--law", "power", "--where", "__import__('os')"],
+        "invalid expression",
+    ),
+    (
+        "unknown column in where",
+        rows(),
+        ["--law", "power", "--where", "nope > 1"],
+        "unknown column 'nope'",
+    ),
+    ("two-factor law without factor", rows(), ["--law", "additive"], "needs --factor"),
+]
+
+
+@pytest.mark.parametrize("label,text,args,msg", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_fit_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, label, text, args, msg):
+    table = write(tmp_path, "t.csv", text)
+    out = tmp_path / "fits.json"
+    rc, stdout, err = call(capsys, "fit", table, *args, "--out", out, "--json")
+    assert rc == 2
+    assert err.startswith("ftscale: error: ") and len(err.strip().splitlines()) == 1
+    assert msg in err
+    assert "Traceback" not in err
+    assert stdout == ""
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temp file left either
+
+
+def test_bad_input_through_a_real_process(tmp_path, cli):
+    table = write(tmp_path, "t.csv", rows(bad="fmt,1e9,1000,nan"))
+    proc = cli("fit", table, "--law", "power")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_unreadable_inputs(tmp_path, capsys):
+    rc, _, err = call(capsys, "fit", tmp_path / "none.csv", "--law", "power")
+    assert rc == 2 and "no such file" in err
+    rc, _, err = call(capsys, "fit", write(tmp_path, "t.xlsx", "x"), "--law", "power")
+    assert rc == 2 and "unknown table format" in err
+    rc, _, err = call(capsys, "critical", write(tmp_path, "f.json", "{nope"), "--at", "1e9")
+    assert rc == 2 and "not a JSON fits file" in err
+
+
+def fit_doc(capsys, sim_table, tmp_path, *extra):
+    path, _ = sim_table
+    out = tmp_path / "fits.json"
+    rc, stdout, err = call(
+        capsys,
+        "fit",
+        path,
+        "--law",
+        "multiplicative",
+        "--factor",
+        "model_size",
+        "--group-by",
+        "task,method",
+        "--holdout",
+        "model_size >= 16e9",
+        "--bootstrap",
+        "20",
+        "--out",
+        out,
+        "--json",
+        *extra,
+    )
+    assert rc == 0, err
+    return json.loads(stdout), out
+
+
+def test_fit_json_schema_and_recovery(capsys, sim_table, tmp_path):
+    doc, out = fit_doc(capsys, sim_table, tmp_path)
+    _, truth = sim_table
+    assert set(doc) >= {"fits"}
+    assert len(doc["fits"]) == 2
+    for f in doc["fits"]:
+        assert set(f) >= {
+            "group",
+            "law",
+            "factor",
+            "params",
+            "n_fit",
+            "n_holdout",
+            "delta_e",
+            "delta_h",
+            "ci",
+        }
+        assert f["law"] == "multiplicative" and f["factor"] == "model_size"
+        assert set(f["params"]) == {"A", "alpha", "beta", "E"}
+        assert set(f["ci"]) == {"A", "alpha", "beta", "E"}
+        assert all(len(v) == 2 and v[0] <= v[1] for v in f["ci"].values())
+        assert f["n_fit"] == 20 and f["n_holdout"] == 5
+        assert f["delta_h"] is not None and f["delta_h"] < 0.02
+        assert f["converged"] is True
+        t = truth[f["group"]["method"]]
+        assert f["params"]["alpha"] == pytest.approx(t["alpha"], abs=0.05)
+        assert "bootstrap_params" not in f  # only in the --out file
+    saved = json.loads(out.read_text())
+    assert len(saved["fits"][0]["bootstrap_params"]) == 20
+
+
+def test_human_output_is_a_table(capsys, sim_table):
+    path, _ = sim_table
+    rc, stdout, _ = call(
+        capsys,
+        "fit",
+        path,
+        "--law",
+        "power",
+        "--group-by",
+        "method",
+        "--where",
+        "model_size == 1e9",
+    )
+    assert rc == 0
+    assert stdout.splitlines()[0].split()[:3] == ["group", "law", "params"]
+    assert "method=fmt" in stdout and "method=prompt" in stdout
+
+
+def test_critical_json_schema(capsys, sim_table, tmp_path):
+    _, out = fit_doc(capsys, sim_table, tmp_path)
+    rc, stdout, err = call(
+        capsys, "critical", out, "--methods", "fmt,prompt", "--at", "1e9,4e9", "--json"
+    )
+    assert rc == 0, err
+    doc = json.loads(stdout)
+    (pair,) = doc["pairs"]
+    assert pair["methods"] == ["fmt", "prompt"]
+    assert [p["x"] for p in pair["points"]] == [1e9, 4e9]
+    for p in pair["points"]:
+        assert set(p) >= {"x", "critical_data_size", "crossings"}
+        assert p["critical_data_size"] is None or p["critical_data_size"] == p["crossings"][0]
+    assert set(pair["closed_form"]) == {"H", "gamma"}
+    assert pair["closed_form"]["gamma"] == pytest.approx((0.40 - 0.52) / (0.15 - 0.051), abs=0.3)
+    rc, _, err = call(capsys, "critical", out, "--methods", "fmt,lora", "--at", "1e9")
+    assert rc == 2 and "method 'lora' not in the fits" in err
+
+
+def test_recommend_json_schema(capsys, sim_table, tmp_path):
+    _, out = fit_doc(capsys, sim_table, tmp_path)
+    rc, stdout, err = call(capsys, "recommend", out, "--at", "2e9", "--data-size", "3e4", "--json")
+    assert rc == 0, err
+    (rec,) = json.loads(stdout)["recommendations"]
+    assert set(rec) >= {
+        "context",
+        "x",
+        "data_size",
+        "ranking",
+        "best",
+        "flips",
+        "flip_data_size",
+        "cheapest_within_tolerance",
+        "cost_column",
+        "tolerance",
+    }
+    assert [r["method"] for r in rec["ranking"]][0] == rec["best"]
+    for r in rec["ranking"]:
+        assert r["interval"][0] <= r["predicted_loss"] <= r["interval"][1]
+    assert rec["cost_column"] == "train_seconds"
+    assert rec["cheapest_within_tolerance"]["method"] in ("fmt", "prompt")
+    rc, _, err = call(capsys, "recommend", out, "--data-size", "3e4")
+    assert rc == 2 and "needs --at" in err
+
+
+def test_select_json_schema_wide_and_long(capsys, tmp_path):
+    import numpy as np
+
+    from ftscale.laws.selection import simulate_candidates
+
+    pool = simulate_candidates(np.random.default_rng(4), 3)
+    sizes = [100, 200, 400, 800, 1600, 3200, 6400]
+    wide = "model,note," + ",".join(map(str, sizes)) + "\n"
+    long = "model,data_size,loss\n"
+    for c in pool:
+        ls = c.loss(np.array(sizes, float))
+        wide += f"{c.name},x," + ",".join(f"{v:.6f}" for v in ls) + "\n"
+        long += "".join(f"{c.name},{d},{v:.6f}\n" for d, v in zip(sizes, ls, strict=True))
+    for name, text in (("w.csv", wide), ("l.csv", long)):
+        rc, stdout, err = call(
+            capsys,
+            "select",
+            write(tmp_path, name, text),
+            "--budget",
+            "3200",
+            "--target",
+            "1e5",
+            "--json",
+        )
+        assert rc == 0, err
+        doc = json.loads(stdout)
+        assert [p["model"] for p in doc["predictions"]][0] == doc["best"]
+        assert all(set(p) >= {"model", "predicted_loss"} for p in doc["predictions"])
+        assert all(p["n_points"] == 6 for p in doc["predictions"])  # 6400 > budget unused
+    rc, _, err = call(
+        capsys, "select", write(tmp_path, "w2.csv", wide), "--budget", "300", "--target", "1e5"
+    )
+    assert rc == 2 and "needs at least 4" in err

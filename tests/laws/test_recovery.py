@@ -1,0 +1,149 @@
+"""Parameter recovery for every law form, gradients, bootstrap determinism."""
+
+import numpy as np
+import pytest
+from scipy.optimize import approx_fprime
+
+from ftscale.laws import LAWS, get_law
+from ftscale.laws.optim import huber_objective
+
+TRUTH = {
+    "multiplicative": {"A": 1.2e5, "alpha": 0.52, "beta": 0.15, "E": 0.75},
+    "additive": {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 1.69},
+    "power": {"A": 5.0, "beta": 0.3, "E": 0.8},
+    "rectified": {"B": 50.0, "D_l": 20.0, "beta": 0.5, "E": 0.9},
+}
+
+
+def design(name):
+    cls = get_law(name)
+    if name == "multiplicative":
+        X, D = np.meshgrid([1e9, 2e9, 4e9, 8e9, 1.6e10], np.geomspace(1e4, 4.5e6, 6))
+        return X.ravel(), D.ravel()
+    if name == "additive":
+        X, D = np.meshgrid(np.geomspace(1e8, 1e10, 8), np.geomspace(1e8, 1e10, 6))
+        return X.ravel(), D.ravel()
+    assert cls.n_factors == 1
+    return None, np.geomspace(10, 1e5, 14)
+
+
+def test_every_law_is_tested():
+    assert set(TRUTH) == set(LAWS)
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_gradient_matches_finite_differences(name):
+    cls = get_law(name)
+    X, D = design(name)
+    x = None if X is None else np.log(X)
+    theta = cls.to_free(TRUTH[name]) + 0.05
+    lp, g = cls.log_pred(theta[None], x, np.log(D))
+    for j in (0, len(D) // 2, len(D) - 1):
+        num = approx_fprime(
+            theta, lambda t, j=j: cls.log_pred(t[None], x, np.log(D))[0][0, j], 1e-7
+        )
+        np.testing.assert_allclose(g[0, j], num, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH))
+def test_parameter_recovery_with_noise(name):
+    cls = get_law(name)
+    X, D = design(name)
+    rng = np.random.default_rng(7)
+    L = cls.predict_with(TRUTH[name], X, D) * (1 + 0.002 * rng.normal(size=D.size))
+    law = cls().fit(X, D, L)
+    assert law.converged_
+    for k, v in TRUTH[name].items():
+        tol = 0.25 if k in ("A", "B", "D_l") else 0.05  # scales are loosely identified
+        assert law.params_[k] == pytest.approx(v, rel=tol), (k, law.params_)
+    # Delta_e is the mean |L_hat - L|: of the order of the noise (0.2% of ~1 nat).
+    assert law.delta_e_ < 0.01
+    assert law.predict(X, D).shape == D.shape
+
+
+def test_log_space_fit_recovers_too():
+    X, D = design("multiplicative")
+    L = get_law("multiplicative").predict_with(TRUTH["multiplicative"], X, D)
+    law = get_law("multiplicative")(space="log").fit(X, D, L)
+    assert law.params_["alpha"] == pytest.approx(0.52, rel=0.02)
+    assert law.params_["beta"] == pytest.approx(0.15, rel=0.02)
+
+
+def test_summed_huber_objective_value():
+    cls = get_law("power")
+    D = np.array([10.0, 100.0])
+    y = np.array([1.0, 1.0])
+    fun = huber_objective(cls.log_pred, None, np.log(D), y, delta=1e-3)
+    theta = cls.to_free({"A": 1e-12, "beta": 0.0, "E": 1.0005})[None]
+    f, _ = fun(theta, np.zeros(1, int))
+    # residual 5e-4 < delta: quadratic branch, summed (not averaged) over the 2 points
+    assert f[0] == pytest.approx(2 * 0.5 * 5e-4**2, rel=1e-6)
+    theta = cls.to_free({"A": 1e-12, "beta": 0.0, "E": 1.01})[None]
+    f, _ = fun(theta, np.zeros(1, int))
+    assert f[0] == pytest.approx(2 * 1e-3 * (0.01 - 0.5e-3), rel=1e-6)
+
+
+def test_bootstrap_is_deterministic_for_a_seed_and_covers_truth():
+    X, D = design("multiplicative")
+    cls = get_law("multiplicative")
+    L = cls.predict_with(TRUTH["multiplicative"], X, D) * (
+        1 + 0.003 * np.random.default_rng(1).normal(size=D.size)
+    )
+    a = cls(n_bootstrap=60, seed=5).fit(X, D, L)
+    b = cls(n_bootstrap=60, seed=5).fit(X, D, L)
+    c = cls(n_bootstrap=60, seed=6).fit(X, D, L)
+    assert a.ci_ == b.ci_
+    np.testing.assert_array_equal(a.bootstrap_params_, b.bootstrap_params_)
+    assert a.ci_ != c.ci_
+    lo, hi = a.ci_["beta"]
+    assert lo < 0.15 < hi
+    iv = a.predict_interval(1e9, 1e5)
+    assert iv[0] <= a.predict(1e9, 1e5) <= iv[1]
+
+
+def test_delta_h_on_held_out_split():
+    X, D = design("multiplicative")
+    cls = get_law("multiplicative")
+    rng = np.random.default_rng(2)
+    L = cls.predict_with(TRUTH["multiplicative"], X, D) + 0.003 * rng.normal(size=D.size)
+    held = X.max() == X
+    law = cls().fit(X[~held], D[~held], L[~held], holdout=(X[held], D[held], L[held]))
+    assert law.n_holdout_ == held.sum()
+    expected = np.mean(np.abs(law.predict(X[held], D[held]) - L[held]))
+    assert law.delta_h_ == pytest.approx(expected)
+    assert 0 < law.delta_h_ < 0.02
+
+
+def test_fixed_parameters_stay_fixed():
+    X, D = design("multiplicative")
+    cls = get_law("multiplicative")
+    L = cls.predict_with(TRUTH["multiplicative"], X, D)
+    law = cls().fit(X, D, L, fixed={"beta": 0.15, "E": 0.75})
+    assert law.params_["beta"] == 0.15 and law.params_["E"] == pytest.approx(0.75)
+    assert law.params_["alpha"] == pytest.approx(0.52, rel=0.01)
+    assert law.fixed_ == ["E", "beta"]
+
+
+def test_non_convergence_is_reported():
+    X, D = design("multiplicative")
+    cls = get_law("multiplicative")
+    L = cls.predict_with(TRUTH["multiplicative"], X, D)
+    with pytest.warns(Warning, match="did not converge"):
+        law = cls(
+            max_iter=1, n_polish=1, grid={"A": (0.0,), "alpha": (0.0,), "beta": (0.0,), "E": (0.0,)}
+        )
+        law.fit(X, D, L)
+    assert law.converged_ is False
+
+
+def test_laws_import_numpy_and_scipy_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ftscale.laws\n"
+        "bad = [m for m in ('pandas', 'torch', 'pyarrow', 'transformers') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
