@@ -1,0 +1,93 @@
+"""``ftscale finetune``: one finetuning run, printed as a record (one JSON object with --json)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "finetune",
+        help="run one finetuning run (fmt, lora or prompt) and print its record",
+        description="Finetune MODEL on TASK with one method and print the run's record: test "
+        "and dev loss of the target (nats/token) at the best-dev checkpoint, zero-shot loss, "
+        "BLEU/chrF or ROUGE-L on a fixed test sample, and the run's cost.",
+    )
+    p.add_argument("--model", required=True, help="family model name or checkpoint path")
+    p.add_argument("--method", required=True, help="fmt | lora | prompt")
+    p.add_argument("--task", required=True, help="task name (see `ftscale data`)")
+    p.add_argument("--data-size", type=int, required=True, help="finetuning examples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data subset and the run")
+    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
+    p.add_argument("--prompt-length", type=int, default=None, help="soft prompt length (100)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200)")
+    budget.add_argument("--epochs", type=float, default=None, help="passes over the data")
+    p.add_argument("--batch-size", type=int, default=16, help="examples per step")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per example")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default per method)")
+    p.add_argument("--optimizer", default="adamw", help="adamw | adafactor")
+    p.add_argument("--eval-every", type=int, default=20, help="steps between dev evaluations")
+    p.add_argument("--patience", type=int, default=3, help="evaluations without improvement")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ftscale.cli._common import print_json
+    from ftscale.finetune import FinetuneConfig, run_finetune, validate
+
+    config = FinetuneConfig(
+        model=args.model,
+        task=args.task,
+        method=args.method,
+        data_size=args.data_size,
+        seed=args.seed,
+        rank=args.rank,
+        prompt_length=args.prompt_length,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        device=args.device,
+        compile=args.compile,
+    )
+    validate(config)  # before torch is imported: a typo costs no start-up time
+    record = run_finetune(config)
+    if args.json:
+        print_json(record)
+        return 0
+    keys = [
+        "task",
+        "method",
+        "model",
+        "pet_size",
+        "data_size",
+        "seed",
+        "status",
+        "loss",
+        "dev_loss",
+        "zero_shot_loss",
+        "bleu",
+        "chrf",
+        "rougeL",
+        "steps",
+        "best_step",
+        "diverged_step",
+        "trainable_params",
+        "tokens_per_second",
+        "train_seconds",
+        "peak_mem_bytes",
+    ]
+    for k in keys:
+        v = record.get(k)
+        if v is None and k in ("bleu", "chrf", "rougeL", "pet_size", "diverged_step"):
+            continue
+        print(f"{k:>18}: {round(v, 4) if isinstance(v, float) else v}")
+    return 0

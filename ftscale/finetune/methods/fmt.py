@@ -1,0 +1,18 @@
+"""Full-model tuning (FMT): every weight of the base model is trained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftscale.finetune.methods.base import Adapted, Method
+
+
+class FullTuning(Method):
+    name = "fmt"
+    default_lr = 1e-2  # measured on the family: docs/finetune.md
+
+    def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
+        params = list(model.parameters())  # tied embeddings appear once
+        for p in params:
+            p.requires_grad_(True)
+        return Adapted(model=model, prefix=None, trainable=params, pet_params=0)

@@ -1,0 +1,33 @@
+"""Prompt tuning: a soft prompt of P trainable embeddings prepended to every input.
+
+Initialised from the embeddings of P tokens sampled from the vocabulary (the paper's choice).
+Implemented directly on ``inputs_embeds`` rather than through PEFT's ``PromptTuningConfig``: the
+loop already builds input embeddings, and prepending P rows is all the method needs (PEFT's
+wrapper would add its own forward and full-vocabulary logits; see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftscale.finetune.methods.base import Adapted, Method
+
+
+class PromptTuning(Method):
+    name = "prompt"
+    default_lr = 3e-2  # measured on the family: docs/finetune.md
+    pet_size_field = "prompt_length"
+    default_pet_size = 100  # the paper's default prompt length
+
+    def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
+        import torch
+
+        length = int(pet_size or self.default_pet_size)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        emb = model.get_input_embeddings().weight
+        special = set(getattr(tokenizer, "all_special_ids", ()))  # never start from <pad>, </s>
+        candidates = torch.tensor([i for i in range(emb.shape[0]) if i not in special])
+        pick = torch.randint(0, len(candidates), (length,), generator=generator)
+        prefix = torch.nn.Parameter(emb.detach()[candidates[pick]].clone().float())
+        return Adapted(model=model, prefix=prefix, trainable=[prefix], pet_params=prefix.numel())
