@@ -50,6 +50,13 @@ class FinetuneConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     threads: int | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
     compile: bool = False  # torch.compile the decoder (CUDA)
+    # Transfer evaluation (ftscale.finetune.transfer): score the base and the finetuned model on
+    # related tasks (same target language) with 0, 1, 5 demonstrations.
+    transfer: bool = False
+    transfer_tasks: list[str] | None = None  # None: every zero-shot set of the target language
+    transfer_shots: list[int] = field(default_factory=lambda: [0, 1, 5])
+    transfer_examples: int = 16  # items per related task for the loss
+    transfer_decode: int = 8  # of those, items greedy-decoded for BLEU/chrF (0: none)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +107,14 @@ def validate(config: FinetuneConfig) -> None:
             raise UserError(f"{name.replace('_', ' ')} must not be negative")
     if config.dev_examples == 0 or config.test_examples == 0:
         raise UserError("dev and test samples need at least one example")
+    if config.transfer:
+        shots = list(config.transfer_shots)
+        if not shots or any(not isinstance(k, int) or k < 0 for k in shots):
+            raise UserError(f"transfer shots must be non-negative integers, got {shots}")
+        if config.transfer_examples <= 0 or config.transfer_decode < 0:
+            raise UserError("transfer examples must be positive (decode examples non-negative)")
+        if config.transfer_decode > config.transfer_examples:
+            raise UserError("transfer decode examples cannot exceed transfer examples")
     if not (config.device == "cpu" or config.device.startswith("cuda")):
         raise UserError(f"unknown device {config.device!r} (cpu or cuda)")
 

@@ -35,6 +35,12 @@ from ftscale import __version__
 from ftscale.errors import UserError
 from ftscale.finetune.config import FinetuneConfig, budget_steps, validate
 from ftscale.finetune.methods import METHODS, Adapted
+from ftscale.finetune.transfer import (
+    TRANSFER_MAX_LENGTH,
+    evaluate_transfer,
+    merge_transfer,
+    related_tasks,
+)
 from ftscale.schema import ALL_COLUMNS
 
 # Prompt tokens kept from the end when a long prompt is cut in the middle: a task prompt often
@@ -636,6 +642,17 @@ def run_finetune(
         zero_shot = evaluate(base, eval_batches(test, eval_bs, 0, pad_id))
         phases["zero_shot"] = time.perf_counter() - t
 
+    transfer_tasks: list[str] = []
+    base_transfer = None
+    if config.transfer:
+        transfer_tasks = config.transfer_tasks or related_tasks(getattr(task, "name", config.task))
+        model.to(device)
+        t = time.perf_counter()
+        base_transfer = _transfer(
+            Runner(Adapted(model, None, [], 0), device), tokenizer, transfer_tasks, config, pad_id
+        )
+        phases["transfer"] = time.perf_counter() - t
+
     adapted = method.apply(model, tokenizer, pet_size, gen)
     model = adapted.model
     prefix_len = 0 if adapted.prefix is None else int(adapted.prefix.shape[0])
@@ -653,7 +670,9 @@ def run_finetune(
     batches = train_batches(train, config.batch_size, layout, pad_id, rng)
 
     total = budget_steps(config)
-    phases["setup"] = time.perf_counter() - t_start - phases["zero_shot"]
+    phases["setup"] = (
+        time.perf_counter() - t_start - phases["zero_shot"] - phases.get("transfer", 0.0)
+    )
     opt = _optimizer(adapted.trainable, config, lr, device)
     params = adapted.trainable
     losses = torch.full((total,), float("nan"), device=device)
@@ -741,10 +760,16 @@ def run_finetune(
         phases["test_eval"] = time.perf_counter() - t
         if not math.isfinite(record["loss"]):  # finite dev, overflowing test: still no result
             record.update(status="diverged", loss=None, dev_loss=None, diverged_step=best_step)
-        elif config.decode_examples:
-            t = time.perf_counter()
-            record.update(_quality(runner, tokenizer, task, test_ex, config, pad_id))
-            phases["decode"] = time.perf_counter() - t
+        else:
+            if config.decode_examples:
+                t = time.perf_counter()
+                record.update(_quality(runner, tokenizer, task, test_ex, config, pad_id))
+                phases["decode"] = time.perf_counter() - t
+            if config.transfer:
+                t = time.perf_counter()
+                tuned = _transfer(runner, tokenizer, transfer_tasks, config, pad_id)
+                record["transfer"] = merge_transfer(base_transfer, tuned)
+                phases["transfer"] += time.perf_counter() - t
     record["train_seconds"] = time.perf_counter() - t_start
     record["seconds_by_phase"] = {k: round(v, 4) for k, v in phases.items()}
     record["peak_mem_bytes"] = _peak_mem(device)
@@ -762,6 +787,24 @@ def run_finetune(
         config=cfg,
     )
     return record
+
+
+def _transfer(
+    runner: Runner, tokenizer: Any, tasks: list[str], config: FinetuneConfig, pad_id: int
+) -> list[dict[str, Any]]:
+    return evaluate_transfer(
+        runner,
+        tokenizer,
+        tasks,
+        tuple(config.transfer_shots),
+        config.transfer_examples,
+        config.transfer_decode,
+        pad_id,
+        config.batch_size,
+        config.max_new_tokens,
+        # demonstrations need room, within the positions the model has
+        min(TRANSFER_MAX_LENGTH, getattr(runner.model.config, "max_position_embeddings", 512)),
+    )
 
 
 def _check_memory(needed: int, device: Any, config: FinetuneConfig) -> None:

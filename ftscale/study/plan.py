@@ -68,7 +68,10 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
                                 "pet_size": pet_size,
                                 "data_size": data_size,
                                 "seed": seed,
-                                "training": study.training_for(method),
+                                "training": {
+                                    **study.training_for(method),
+                                    **study.transfer.training_for(study, method, data_size, seed),
+                                },
                             }
                             runs.append(PlannedRun(run_key(spec, data_hashes[task]), spec))
     return runs

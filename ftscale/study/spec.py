@@ -57,7 +57,7 @@ LAWS = ("multiplicative", "additive", "power", "rectified")
 
 _STUDY_KEYS = {"name", "tasks", "task", "factor", "models", "methods", "seeds", "description"}
 _FIT_KEYS = {"laws", "holdout_largest", "holdout", "space", "bootstrap", "huber_delta", "seed"}
-_TRANSFER_KEYS = {"enabled", "shots", "data_sizes", "sample"}
+_TRANSFER_KEYS = {"enabled", "shots", "data_sizes", "sample", "decode"}
 #: Run-identity fields of the finetuning config that the study itself sets.
 _PLANNED_FIELDS = {"model", "task", "method", "data_size", "seed", "rank", "prompt_length", "extra"}
 
@@ -92,8 +92,25 @@ class TransferSpec:
 
     enabled: bool = False
     shots: tuple[int, ...] = (0, 1, 5)
-    data_sizes: str = "one"  # "one": one data size per method (the middle one); "all"
-    sample: int = 32
+    data_sizes: str = "one"  # "one": one data size per method (the middle one), first seed; "all"
+    sample: int = 16  # items per related task scored for the loss
+    decode: int = 8  # of those, items decoded for BLEU/chrF
+
+    def training_for(self, study: Study, method: str, data_size: int, seed: int) -> dict[str, Any]:
+        """Finetuning settings that turn transfer evaluation on for this run (or none)."""
+        if not self.enabled:
+            return {}
+        sizes = study.data_sizes[method]
+        if self.data_sizes == "one" and (
+            data_size != sizes[len(sizes) // 2] or seed != study.seeds[0]
+        ):
+            return {}
+        return {
+            "transfer": True,
+            "transfer_shots": list(self.shots),
+            "transfer_examples": self.sample,
+            "transfer_decode": self.decode,
+        }
 
 
 @dataclass(frozen=True)
@@ -342,7 +359,8 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         enabled=bool(t.get("enabled", False)),
         shots=tuple(int(v) for v in t.get("shots", [0, 1, 5])),
         data_sizes=str(t.get("data_sizes", "one")),
-        sample=int(t.get("sample", 32)),
+        sample=int(t.get("sample", 16)),
+        decode=int(t.get("decode", 8)),
     )
     if transfer.data_sizes not in ("one", "all"):
         raise _err(path, "transfer.data_sizes: expected 'one' or 'all'")
