@@ -21,7 +21,10 @@ def fitted(tmp_path_factory):
     try:
         d = simulated_study(models=("sim-1e5", "sim-3e5", "sim-1e6", "sim-3e6"), seeds=2)
         d["study"]["methods"] = ["fmt", "lora"]
-        d["data_sizes"] = {"fmt": [100, 300, 1000, 3000, 10000], "lora": [100, 300, 1000, 3000, 10000]}
+        d["data_sizes"] = {
+            "fmt": [100, 300, 1000, 3000, 10000],
+            "lora": [100, 300, 1000, 3000, 10000],
+        }
         d["fit"] = {"bootstrap": 20}
         study = parse_study(d)
         db = tmp_path_factory.mktemp("fit") / "s.db"
@@ -35,7 +38,7 @@ def fitted(tmp_path_factory):
 def test_fits_recover_the_simulated_law(fitted):
     study, doc = fitted
     mult = {f["group"]["method"]: f for f in doc["fits"] if f["law"] == "multiplicative"}
-    for method, (a, alpha, beta, e) in SIM_LAWS.items():
+    for method, (_a, alpha, beta, e) in SIM_LAWS.items():
         if method not in mult:
             continue
         p = mult[method]["params"]

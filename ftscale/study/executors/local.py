@@ -30,6 +30,8 @@ def _init_worker(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     os.environ["FTSCALE_THREADS"] = str(threads)
+    # Loading-weights progress bars from every worker would garble the study's progress line.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:  # die with the driver
         import ctypes
         import signal
