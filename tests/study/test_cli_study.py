@@ -1,0 +1,78 @@
+"""The study commands end to end: a real (tiny) study through the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ftscale.schema import CORE_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "examples" / "tiny.toml"
+
+
+def ftscale(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "ftscale", *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_malformed_study_file_is_rejected_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.read_text().replace("steps = 12", "stepz = 12"))
+    proc = ftscale("study", "run", str(bad), "--store", str(tmp_path / "s.db"))
+    assert proc.returncode == 2
+    assert "training.stepz" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_status_without_store_is_a_one_line_error(tmp_path):
+    proc = ftscale("study", "status", str(TINY), "--store", str(tmp_path / "none.db"))
+    assert proc.returncode == 2 and "no run store" in proc.stderr
+
+
+def test_plan_lists_every_run(tmp_path):
+    proc = ftscale("study", "plan", str(TINY), "--store", str(tmp_path / "s.db"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["n_runs"] == 2 * (2 + 2) and len({r["run_key"] for r in plan["runs"]}) == 8
+
+
+@pytest.mark.slow
+def test_tiny_study_end_to_end(tmp_path):
+    db = str(tmp_path / "tiny.db")
+    run = ftscale("study", "run", str(TINY), "--store", db, "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["counts"]["done"] == out["planned"] == 8
+    again = json.loads(ftscale("study", "run", str(TINY), "--store", db, "--json").stdout)
+    assert again["ran"] == 0 and again["skipped"] == 8
+
+    status = json.loads(ftscale("study", "status", str(TINY), "--store", db, "--json").stdout)
+    assert status["totals"]["done"] == 8
+
+    for fmt in ("csv", "jsonl", "parquet"):
+        path = tmp_path / f"results.{fmt}"
+        proc = ftscale(
+            "study", "export", str(TINY), "--store", db, "--format", fmt, "--out", str(path)
+        )
+        assert proc.returncode == 0, proc.stderr
+        df = {"csv": pd.read_csv, "parquet": pd.read_parquet}.get(
+            fmt, lambda p: pd.read_json(p, lines=True)
+        )(path)
+        assert len(df) == 8 and set(CORE_COLUMNS) | {"run_key", "status"} <= set(df.columns)
+        assert (df["status"] == "done").all() and df["loss"].notna().all()
+
+    fit = ftscale(
+        "study", "fit", str(TINY), "--store", db, "--json", "--out", str(tmp_path / "fits.json")
+    )
+    assert fit.returncode == 0, fit.stderr
+    doc = json.loads(fit.stdout)
+    assert doc["factor"] == "model_size" and len(doc["points"]) == 8
+    report = ftscale("report", str(TINY), "--store", db, "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "report" / "report.html").exists()
