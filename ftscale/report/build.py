@@ -25,9 +25,9 @@ PARAM_ORDER = ("A", "alpha", "B", "beta", "E", "D_l")
 
 
 def transfer_rows(results) -> list[dict[str, Any]]:
-    """Transfer-evaluation rows from the runs' records (``transfer`` field), averaged over seeds
-    and source languages: ``{"task", "method", "data_size", "shots", "bleu", "chrf", "loss"}``.
-    The base model's rows have method ``"base"``."""
+    """Transfer-evaluation rows from the runs' records (``transfer`` field), averaged over seeds,
+    models and source languages: ``{"task", "method", "data_size", "shots", "bleu", "chrf",
+    "loss"}``. The base models' rows have method ``"base"`` and data size 0."""
     import pandas as pd
 
     if results is None or "transfer" not in results:
@@ -41,7 +41,8 @@ def transfer_rows(results) -> list[dict[str, Any]]:
                     {
                         "task": run["task"],
                         "method": "base" if who == "base" else run["method"],
-                        "data_size": run["data_size"],
+                        # the base model is one model whatever the run's data size
+                        "data_size": 0 if who == "base" else run["data_size"],
                         "shots": t["shots"],
                         "eval_task": t["task"],
                         **{k: vals.get(k) for k in ("bleu", "chrf", "loss")},
@@ -148,7 +149,7 @@ def render_markdown(
         lines += [_md_table(["task", "method", "metric", "r", "runs"], rows), ""]
     else:
         lines += ["No runs with generation metrics.", ""]
-    lines += ["## Transfer to related tasks", ""]
+    lines += ["## Transfer to related tasks (mean over models, seeds and source languages)", ""]
     if transfer:
         rows = [
             [

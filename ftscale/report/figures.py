@@ -51,6 +51,16 @@ def _fmt_value(v: float) -> str:
     return f"{v:g}"
 
 
+def _plain_log_ticks(ax, plt) -> None:
+    """Data sizes as plain numbers on a log axis; of the minor ticks only 2x and 5x are
+    labelled (a range under one decade would otherwise show no label or a crowd of them)."""
+    ticker = plt.matplotlib.ticker
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(
+        ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if str(int(round(v)))[0] in "25" else "")
+    )
+
+
 def scaling_figure(
     doc: dict[str, Any], task: str, out: Path, law: str = "multiplicative"
 ) -> Path | None:
@@ -116,8 +126,10 @@ def scaling_figure(
             ax.axvspan(dmax_fit, dmax * 2.0, color="0.85", alpha=0.35, lw=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.FormatStrFormatter("%.2f"))
-        ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.FormatStrFormatter("%.2f"))
+        ticker = plt.matplotlib.ticker
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.2f"))
+        ax.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%.2f"))
+        _plain_log_ticks(ax, plt)
         ax.set_xlabel("finetuning data (examples)")
         title = method_label(method)
         if fit is not None:
@@ -212,9 +224,10 @@ def transfer_figure(
         if base:
             ax.axhline(float(np.mean(base)), color="0.3", ls=":", label="base model")
         ax.set_xscale("log")
+        _plain_log_ticks(ax, plt)
         ax.set_xlabel("finetuning data (examples)")
         ax.set_title(f"{k}-shot", fontsize=9)
-    axes[0][0].set_ylabel(f"{metric} on related tasks (mean over source languages)")
+    axes[0][0].set_ylabel(f"{metric} on related tasks")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{task}: transfer to related tasks after finetuning", fontsize=9)
     fig.tight_layout()
