@@ -101,26 +101,14 @@ class ToyTask:
         return h.hexdigest()[:16]
 
 
-def toy_tokenizer(task: ToyTask | None = None, vocab_size: int = 256):
-    """Train a small byte-level BPE tokenizer on the toy task's text (a fraction of a second)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def toy_tokenizer(task: ToyTask | None = None, vocab_size: int = 320):
+    """The project's byte-level BPE (``ftscale.data.train_tokenizer``) trained on the toy task's
+    text (a fraction of a second)."""
+    from ftscale.data import train_tokenizer
 
     task = task or ToyTask()
     texts = [task.prompt(ex) + " " + ex.target for ex in task.split("train")]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    return train_tokenizer(texts, vocab_size, min_frequency=1)
 
 
 def toy_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0):

@@ -120,6 +120,15 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
         # Which scaling helps more: the factor's exponent against the data exponent.
         for m, f in sorted(tm.items()):
             a, b = f["params"]["alpha"], f["params"]["beta"]
+            if f.get("at_bound"):
+                # A parameter at the edge of the search box: the data do not pin the law down
+                # (typically the factor barely moves the loss), so its exponents say nothing.
+                out.append(
+                    f"{task}, {method_label(m)}: the fit ran to the edge of its search range "
+                    f"({', '.join(f['at_bound'])}); these runs do not identify the law, so its "
+                    f"exponents (alpha = {a:.3g}, beta = {b:.3g}) are not meaningful."
+                )
+                continue
             if factor == "pet_size":
                 verdict = "barely matters" if abs(a) < 0.01 else "matters"
                 out.append(

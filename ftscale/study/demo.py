@@ -83,7 +83,10 @@ def run_demo(
         "runs": {"planned": summary.planned, "ran_now": summary.ran, **summary.counts},
         "seconds": summary.seconds,
         "fits": [
-            {k: f[k] for k in ("group", "law", "params", "delta_e", "delta_h", "converged")}
+            {
+                k: f.get(k)
+                for k in ("group", "law", "params", "delta_e", "delta_h", "converged", "at_bound")
+            }
             for f in doc["fits"]
         ],
         "critical": doc["critical"],
@@ -129,6 +132,7 @@ def format_demo(result: dict[str, Any]) -> str:
             f"  {method_label(f['group']['method']):7} {f['law']:15} {p['A']:9.3g} {p['alpha']:7.3f} "
             f"{b:>9} {p['beta']:7.3f} {p['E']:7.3f} {f['delta_e']:8.4f} {dh:>8}"
             + ("" if f["converged"] else "  (fit did not converge)")
+            + (f"  (at the search bound: {', '.join(f['at_bound'])})" if f.get("at_bound") else "")
         )
     lines += ["", "Critical finetuning data size (examples) between methods, by model size:"]
     for c in result["critical"]:

@@ -30,23 +30,10 @@ def make_corpus(n_docs: int = 30, seed: int = 0) -> dict:
 
 
 def make_tokenizer(texts: list[str], vocab_size: int = 300):
-    """A byte-level BPE tokenizer with <s>, </s>, <pad>, like the project's."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """The project's byte-level BPE (<pad> <s> </s> <unk>), trained on ``texts``."""
+    from ftscale.data import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    return train_tokenizer(texts, vocab_size, min_frequency=1)
 
 
 @pytest.fixture(scope="session")

@@ -102,3 +102,19 @@ def test_empty_study_is_a_user_error(tmp_path):
     with RunStore(tmp_path / "s.db") as store, pytest.raises(UserError):
         build_report(study, store, tmp_path / "r", data_hashes=HASHES)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_fit_at_the_search_bound_is_flagged_not_interpreted():
+    fit = {
+        "group": {"task": "t", "method": "lora"},
+        "law": "multiplicative",
+        "factor": "model_size",
+        "params": {"A": 5e21, "alpha": 4.1, "beta": 0.2, "E": 5.5},
+        "at_bound": ["A"],
+        "converged": True,
+        "delta_h": 0.01,
+    }
+    doc = {"factor": "model_size", "fits": [fit], "points": [], "recommendations": []}
+    text = " ".join(findings(doc))
+    assert "edge of its search range (A)" in text
+    assert "scaling model size lowers the loss faster" not in text
