@@ -181,6 +181,9 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
     ax.set_xscale("log")
     if any_point:
         ax.set_yscale("log")
+        ticker = plt.matplotlib.ticker
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel(FACTOR_LABELS.get(doc["factor"], doc["factor"]))
     ax.set_ylabel("critical finetuning data (examples)")
     ax.set_title(f"{task}: where two methods predict equal loss", fontsize=9)
@@ -224,7 +227,11 @@ def transfer_figure(
         if base:
             ax.axhline(float(np.mean(base)), color="0.3", ls=":", label="base model")
         ax.set_xscale("log")
-        _plain_log_ticks(ax, plt)
+        # few data sizes: label exactly those
+        ticker = plt.matplotlib.ticker
+        ax.set_xticks(sorted({r["data_size"] for r in rows if r["method"] != "base"}))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("finetuning data (examples)")
         ax.set_title(f"{k}-shot", fontsize=9)
     axes[0][0].set_ylabel(f"{metric} on related tasks")
