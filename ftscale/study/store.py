@@ -101,17 +101,38 @@ class RunStore:
         if self.path.exists() and self.path.is_dir():
             raise UserError("store path is a directory, expected a SQLite file", path=str(path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"not a usable ftscale store ({exc})", path=str(path)) from None
+        # Several runners may create the same new store at once; switching to WAL and creating
+        # the schema can then answer "database is locked" without waiting on the busy timeout,
+        # so those steps are retried for a while before giving up.
+        deadline = time.monotonic() + 60.0
+        while True:
+            db = None
+            try:
+                db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                self._db = db
+                break
+            except sqlite3.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise UserError(f"not a usable ftscale store ({exc})", path=str(path)) from None
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"store stayed locked for 60 s ({exc})", path=str(path)
+                    ) from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                if db is not None:
+                    db.close()
+                raise UserError(f"not a usable ftscale store ({exc})", path=str(path)) from None
         self.runner_id: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -90,3 +90,52 @@ def test_wal_mode(tmp_path):
         pass
     mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def _open_and_add(path, i, barrier):
+    barrier.wait()
+    with RunStore(path) as store:
+        store.add_runs([(f"p{i}", {"i": i})])
+
+
+def test_many_processes_creating_one_new_store_at_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(6)
+    procs = [
+        ctx.Process(target=_open_and_add, args=(str(tmp_path / "s.db"), i, barrier))
+        for i in range(6)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 6
+    with RunStore(tmp_path / "s.db") as store:
+        assert store.counts()["pending"] == 6
+
+
+def _hold_write_lock(path, ready):
+    import sqlite3
+    import time
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT INTO runs(run_key, ord, spec, created_at) VALUES ('held', 0, '{}', 0)")
+    ready.set()
+    time.sleep(1.0)
+    db.execute("COMMIT")
+
+
+def test_opening_a_store_while_another_runner_writes(tmp_path):
+    path = tmp_path / "s.db"
+    RunStore(path).close()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    p = ctx.Process(target=_hold_write_lock, args=(str(path), ready))
+    p.start()
+    assert ready.wait(30)
+    with RunStore(path) as store:  # waits for the writer instead of failing
+        store.add_runs([("k", {})])
+    p.join(30)
+    with RunStore(path) as store:
+        assert store.counts()["pending"] == 2
