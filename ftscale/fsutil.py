@@ -1,6 +1,7 @@
-"""Crash-safe file writing: every file ftscale produces is written to a temporary path beside
-its destination and renamed into place, so an interrupted write never leaves a half-written file
-where a complete one is expected (and never destroys the previous complete one)."""
+"""File helpers. Crash-safe writing: every file ftscale produces is written to a temporary path
+beside its destination and renamed into place, so an interrupted write never leaves a half-written
+file where a complete one is expected (and never destroys the previous complete one). Reading a
+user's JSON file turns every problem into a one-line :class:`~ftscale.errors.UserError`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 @contextlib.contextmanager
@@ -59,3 +60,17 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_user_json(path: str | os.PathLike, what: str) -> Any:
+    """Parse the JSON file ``path`` given by the user; ``what`` names it in errors ("config")."""
+    import json
+
+    from ftscale.errors import UserError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} file not found", path=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} is not valid JSON: {exc}", path=str(path)) from None

@@ -8,8 +8,6 @@ flags override the file.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,19 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.errors import UserError
+    from ftscale.fsutil import read_user_json
     from ftscale.models.pretrain import pretrain_family
 
     overrides: dict = {}
     if args.config:
-        path = Path(args.config)
-        try:
-            overrides = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError("config file not found", path=str(path)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"config is not valid JSON: {exc}", path=str(path)) from None
+        overrides = read_user_json(args.config, "config")
         if not isinstance(overrides, dict):
-            raise UserError("config must be a JSON object of recipe keys", path=str(path))
+            raise UserError("config must be a JSON object of recipe keys", path=args.config)
     for key in ("tokens", "lr", "seed"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.errors import UserError
-from ftscale.fsutil import atomic_dir, atomic_write
+from ftscale.fsutil import atomic_dir, atomic_write, read_user_json
 from ftscale.models.family import (
     FAMILY_NAME,
     N_MEMBERS,
@@ -538,16 +538,7 @@ def _load_corpus(corpus: str | os.PathLike | dict | None) -> dict[str, dict[str,
                 f"the pretraining text (ftscale.data.load_pretraining) is not available: {exc}"
             ) from None
         return {"train": load_pretraining("train"), "heldout": load_pretraining("heldout")}
-    if isinstance(corpus, dict):
-        data = corpus
-    else:
-        path = Path(corpus)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError("corpus file not found", path=str(path)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"corpus is not valid JSON: {exc}", path=str(path)) from None
+    data = corpus if isinstance(corpus, dict) else read_user_json(corpus, "corpus")
     if not isinstance(data, dict) or not {"train", "heldout"} <= set(data):
         raise UserError('corpus must be {"train": {stream: [documents]}, "heldout": {...}}')
     for split in ("train", "heldout"):
