@@ -58,8 +58,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "members": N_MEMBERS,  # ftlm-1 .. ftlm-6 from the shape rule in ftscale.models.family
     "shapes": None,  # or {name: {n_layer, d_model, n_head, d_ff}} to replace the rule
     "vocab_size": VOCAB_SIZE,
-    # Sized to the CPU budget (~30 min for the family on 2 shared cores), not to convergence.
-    "tokens": 1_048_576,  # training tokens per member (1,024 steps of 4 x 256)
+    # Sized to the CPU budget (~40 min for the family on 2 idle cores), not to convergence: at
+    # 1,048,576 tokens every size was still step-limited and the loss was not monotone in size.
+    "tokens": 4_194_304,  # training tokens per member (4,096 steps of 4 x 256)
     "seq_len": 256,
     # Measured on the pilot: at equal tokens, batch 4 at lr 1e-2 beat batch 8 at lr 3e-3
     # (more, noisier steps win this early in training).
@@ -69,6 +70,10 @@ DEFAULT_RECIPE: dict[str, Any] = {
     # Measured on the pilot: ftlm-4 (d=96) learnt faster at 1e-2 than at 3e-3, ftlm-6 (d=128)
     # slower (the usual pattern: wider models want a smaller step). null: one lr for all.
     "lr_ref_width": 96,
+    # Peak lr of named members, replacing the width rule for them (a per-size lr table, as GPT-3
+    # and Pythia use); null: the rule for all. ftlm-5: best of a sweep {7.3e-3 (the rule), 5.6e-3,
+    # 4e-3} by mean held-out loss (docs/models.md).
+    "member_lr": {"ftlm-5": 5.6e-3},
     "min_lr_ratio": 0.1,
     "warmup_frac": 0.05,
     "weight_decay": 0.1,
@@ -111,6 +116,19 @@ def recipe_from(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         v = recipe[key]
         if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
             raise UserError(f"recipe: {key} must be a non-negative number, got {v!r}")
+    if "member_lr" not in (overrides or {}) and recipe["member_lr"]:
+        # The default table names default members: a recipe with other members drops them.
+        names = set(recipe_shapes(recipe))
+        recipe["member_lr"] = {k: v for k, v in recipe["member_lr"].items() if k in names} or None
+    mlr = recipe["member_lr"]
+    if mlr is not None and (
+        not isinstance(mlr, dict)
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in mlr.values()
+        )
+    ):
+        raise UserError(f"recipe: member_lr must map member names to positive numbers, got {mlr!r}")
     if recipe["tokens"] < recipe["seq_len"] * recipe["batch_size"]:
         raise UserError("recipe: tokens must cover at least one batch (batch_size * seq_len)")
     fr = recipe["checkpoint_fractions"]
@@ -310,12 +328,37 @@ def lr_at(step: int, total_steps: int, recipe: dict[str, Any]) -> float:
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def peak_lr(recipe: dict[str, Any], shape: Shape) -> float:
-    """The member's peak learning rate under the recipe's width rule."""
+def peak_lr(recipe: dict[str, Any], shape: Shape, name: str | None = None) -> float:
+    """The member's peak learning rate: its ``member_lr`` entry, else the recipe's width rule."""
+    table = recipe.get("member_lr") or {}
+    if name is not None and name in table:
+        return float(table[name])
     ref = recipe.get("lr_ref_width")
     if not ref:
         return float(recipe["lr"])
     return float(recipe["lr"]) * min(1.0, (ref / shape.d_model) ** 2)
+
+
+#: Recipe keys that do not enter one member's hash: they choose which members exist, or they set
+#: the peak lr, which enters as the member's own value (so a lr rule that leaves a member's lr
+#: unchanged leaves its checkpoints valid), or they only change logging.
+_NOT_MEMBER_KEYS = frozenset(
+    {"members", "shapes", "lr", "lr_ref_width", "member_lr", "intermediate_members", "log_every"}
+)
+
+
+def member_hash(recipe: dict[str, Any], name: str, shape: Shape) -> str:
+    """Hash of everything that determines member ``name``'s training and its checkpoints (shape,
+    peak lr, schedule, data, evaluation, checkpoint steps); recorded in each checkpoint."""
+    own = {k: v for k, v in recipe.items() if k not in _NOT_MEMBER_KEYS}
+    total_steps = recipe["tokens"] // (recipe["batch_size"] * recipe["seq_len"])
+    own.update(
+        _name=name,
+        _shape=shape_to_dict(shape),
+        _peak_lr=peak_lr(recipe, shape, name),
+        _checkpoint_steps=_checkpoint_steps(name, total_steps, recipe),
+    )
+    return recipe_hash(own)
 
 
 def _checkpoint_steps(name: str, total_steps: int, recipe: dict[str, Any]) -> list[int]:
@@ -361,8 +404,8 @@ def train_model(
     state_dir = out / ".state" / name
     state_dir.mkdir(parents=True, exist_ok=True)
     logfile = state_dir / "log.txt"
-    rhash = recipe_hash({**recipe, "_shape": shape_to_dict(shape)})
-    sched = {**recipe, "lr": peak_lr(recipe, shape)}
+    rhash = member_hash(recipe, name, shape)
+    sched = {**recipe, "lr": peak_lr(recipe, shape, name)}
     tokens_per_step = recipe["batch_size"] * recipe["seq_len"]
     total_steps = recipe["tokens"] // tokens_per_step
     ckpt_steps = _checkpoint_steps(name, total_steps, recipe)
@@ -375,6 +418,21 @@ def train_model(
         raise UserError(
             f"tokenizer has {len(tokenizer)} tokens but model {name} has vocab_size {shape.vocab_size}"
         )
+
+    state_file = state_dir / "state.pt"
+    tok_dir = out / "tokenizer"
+    tok_hash = _tokenizer_hash(tok_dir)
+    done = out / name / META_FILE
+    if done.exists() and not state_file.exists():
+        # Finished earlier (its resume state is gone): reuse it if the same recipe made it.
+        meta = json.loads(done.read_text())
+        if meta.get("recipe_hash") != rhash or meta.get("tokenizer_sha256") != tok_hash:
+            raise UserError(
+                f"{out / name}: a checkpoint made by a different recipe or tokenizer; "
+                "use a fresh output folder"
+            )
+        _log(f"{name}: finished earlier, kept", logfile)
+        return RunResult(name, [], meta["steps"], meta["tokens_per_second"], meta["train_seconds"])
 
     torch.manual_seed(recipe["seed"])
     config = llama_config(
@@ -397,8 +455,8 @@ def train_model(
         betas=(recipe["beta1"], recipe["beta2"]),
         eps=1e-8,
     )
-    step, train_time, published = 0, 0.0, []
-    state_file = state_dir / "state.pt"
+    # Held-out loss every 1/8 of the run (at each resume point): the loss-vs-tokens curve.
+    step, train_time, published, curve = 0, 0.0, [], []
     if state_file.exists():
         state = torch.load(state_file, map_location="cpu", weights_only=False)
         if state["recipe_hash"] != rhash:
@@ -408,6 +466,7 @@ def train_model(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, train_time = state["step"], state["train_time"]
+        curve = state.get("curve", [])
         _log(f"{name}: resuming at step {step}/{total_steps}", logfile)
     if step >= total_steps and (out / name / META_FILE).exists():
         return RunResult(name, [], step, tokens_per_step * step / max(train_time, 1e-9), train_time)
@@ -423,8 +482,6 @@ def train_model(
     windows = {k: (x.to(device), y.to(device)) for k, (x, y) in windows.items()}
     n_params_total = sum(p.numel() for p in model.parameters())  # tied head counted once
     n_embed = model.get_input_embeddings().weight.numel()
-    tok_dir = out / "tokenizer"
-    tok_hash = _tokenizer_hash(tok_dir)
 
     def save_state() -> None:
         with atomic_write(state_file, "wb") as fh:
@@ -435,12 +492,12 @@ def train_model(
                     "step": step,
                     "train_time": train_time,
                     "recipe_hash": rhash,
+                    "curve": curve,
                 },
                 fh,
             )
 
-    def publish(train_loss: float) -> Path:
-        heldout = evaluate(model, windows)
+    def publish(train_loss: float, heldout: dict[str, float]) -> Path:
         tokens = step * tokens_per_step
         final = step == total_steps
         dest = out / (name if final else f"{name}@{format_tokens(tokens)}")
@@ -460,6 +517,7 @@ def train_model(
                 "steps": step,
                 "final": final,
                 "heldout_loss": heldout,
+                "heldout_curve": list(curve),
                 "train_loss": train_loss,
                 "tokens_per_second": tokens / max(train_time, 1e-9),
                 "train_seconds": train_time,
@@ -512,9 +570,11 @@ def train_model(
                 logfile,
             )
             t_log = time.perf_counter()
-        if step in ckpt_steps:
-            published.append(publish(ema))
         if step in ckpt_steps or step % resume_every == 0 or step == total_steps:
+            heldout = evaluate(model, windows)  # no randomness: the run is unchanged by it
+            curve.append({"tokens": step * tokens_per_step, "heldout_loss": heldout})
+            if step in ckpt_steps:
+                published.append(publish(ema, heldout))
             save_state()
         if stop_after is not None and steps_this_call >= stop_after and step < total_steps:
             save_state()
@@ -577,6 +637,14 @@ def _train_member_worker(
     }
 
 
+def _packed_hash(packed: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(packed):
+        h.update(name.encode() + b"\0")
+        h.update(packed[name].astype("<i4").tobytes())
+    return h.hexdigest()
+
+
 def _load_npz(path: Path) -> dict[str, Any]:
     import numpy as np
 
@@ -607,6 +675,9 @@ def pretrain_family(
     t_start = time.perf_counter()
     recipe = recipe_from(recipe)
     shapes = recipe_shapes(recipe)
+    stray = sorted(set(recipe["member_lr"] or {}) - set(shapes))
+    if stray:
+        raise UserError(f"recipe: member_lr names unknown member(s) {stray}; have {list(shapes)}")
     if only:
         unknown = [n for n in only if n not in shapes]
         if unknown:
@@ -702,7 +773,9 @@ def pretrain_family(
                         "heldout_loss",
                         "tokens_per_second",
                         "train_seconds",
+                        "heldout_curve",
                     )
+                    if k in meta
                 }
             )
     family = {
@@ -711,6 +784,10 @@ def pretrain_family(
         "recipe_hash": recipe_hash(recipe),
         "tokenizer_sha256": tok_hash,
         "train_stream_tokens": stream_tokens,
+        # SHA-256 of the packed token streams (stream name + int array bytes, sorted by name).
+        "corpus_sha256": {
+            split: _packed_hash(_load_npz(state / ref[split])) for split in ("train", "heldout")
+        },
         "members": members,
         "workers": workers,
         "wall_seconds_this_call": time.perf_counter() - t_start,

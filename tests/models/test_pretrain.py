@@ -126,6 +126,8 @@ def test_tokenizer_larger_than_the_vocabulary_is_refused(one, tmp_path, corpus, 
         {"no_such_key": 1},
         {"shapes": {"x": {"n_layer": 1, "d_model": 30, "n_head": 4, "d_ff": 8}}},
         {"stream_weights": {"klingon": 1.0}},
+        {"member_lr": {"tiny-2": -1.0}},
+        {"member_lr": {"no-such-member": 1e-3}},
     ],
 )
 def test_bad_recipes_are_user_errors(one, tmp_path, corpus, tokenizer, bad):
@@ -153,3 +155,48 @@ def test_cosine_schedule_with_warmup():
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
     assert lrs[-1] == pytest.approx(1e-4, rel=0.01)
+
+
+def test_a_finished_folder_is_kept_not_retrained(one, tmp_path, corpus, tokenizer, monkeypatch):
+    from ftscale.models import pretrain as pt
+
+    out = tmp_path / "f"
+    pretrain_family(out, one(), corpus=corpus, tokenizer=tokenizer)
+    assert not (out / ".state").exists()  # the state goes when the family is done
+    before = _meta(out / "tiny-2")
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished member was trained again")
+
+    monkeypatch.setattr(pt, "evaluate", no_training)
+    fam = pretrain_family(out, one(), corpus=corpus, tokenizer=tokenizer)
+    assert _meta(out / "tiny-2") == before
+    assert [m["name"] for m in fam["members"]][-1] == "tiny-2"
+    # the curve of held-out loss every 1/8 of the run ends at the final checkpoint's value
+    assert before["heldout_curve"][-1]["heldout_loss"] == before["heldout_loss"]
+    assert len(before["heldout_curve"]) == 8
+
+
+def test_member_hash_covers_the_members_own_learning_rate_only():
+    from ftscale.models.family import member_shape
+    from ftscale.models.pretrain import DEFAULT_RECIPE, member_hash
+
+    small, big = member_shape(2), member_shape(6)  # widths 64 and 128
+    a = {**DEFAULT_RECIPE, "lr_ref_width": 96}
+    b = {**DEFAULT_RECIPE, "lr_ref_width": 112}  # changes the peak lr of width 128 only
+    assert member_hash(a, "ftlm-2", small) == member_hash(b, "ftlm-2", small)
+    assert member_hash(a, "ftlm-6", big) != member_hash(b, "ftlm-6", big)
+    assert member_hash(a, "ftlm-2", small) != member_hash({**a, "seed": 1}, "ftlm-2", small)
+    assert member_hash(a, "ftlm-2", small) != member_hash({**a, "lr": 5e-3}, "ftlm-2", small)
+
+
+def test_member_lr_replaces_the_width_rule_for_that_member():
+    from ftscale.models.family import member_shape
+    from ftscale.models.pretrain import member_hash, peak_lr, recipe_from
+
+    r = recipe_from({"member_lr": {"ftlm-5": 5e-3}})
+    assert peak_lr(r, member_shape(5), "ftlm-5") == 5e-3
+    assert peak_lr(r, member_shape(6), "ftlm-6") == peak_lr(recipe_from(None), member_shape(6))
+    base = recipe_from(None)
+    assert member_hash(r, "ftlm-6", member_shape(6)) == member_hash(base, "ftlm-6", member_shape(6))
+    assert member_hash(r, "ftlm-5", member_shape(5)) != member_hash(base, "ftlm-5", member_shape(5))

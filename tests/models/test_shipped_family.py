@@ -43,10 +43,6 @@ def test_at_least_five_sizes_spanning_30x(family):
     assert len({m["pretrain_tokens"] for m in finals}) == 1  # they differ only in size
 
 
-# KNOWN FAILURE of the shipped family (see docs/models.md, "Not yet fit"): at 1M pretraining
-# tokens every size is still step-limited, and ftlm-3 beats ftlm-4/ftlm-5. Strict, so the marker
-# must go when a longer recipe fixes the family; the check itself is unchanged.
-@pytest.mark.xfail(strict=True, reason="shipped family is undertrained: loss not monotone in size")
 @pytest.mark.parametrize("stream", STREAMS)
 def test_heldout_loss_falls_with_size(family, stream):
     _, metas = family
@@ -87,3 +83,19 @@ def test_names_list_and_load(family, monkeypatch):
     model, tok, info = load_model("ftlm-1")
     assert 3500 <= len(tok) <= model.config.vocab_size == 4096
     assert info.pretrain_tokens == metas["ftlm-1"]["pretrain_tokens"]
+
+
+def test_shipped_family_is_what_the_default_recipe_builds(family):
+    """`ftscale pretrain --family default` must rebuild this family: same recipe, and every
+    checkpoint made by that recipe's member (shape, peak lr, schedule, data)."""
+    from ftscale.models.pretrain import member_hash, recipe_from, recipe_hash, recipe_shapes
+
+    fam, metas = family
+    recipe = recipe_from(None)
+    assert fam["recipe"] == recipe
+    assert fam["recipe_hash"] == recipe_hash(recipe)
+    shapes = recipe_shapes(recipe)
+    for name, meta in metas.items():
+        assert meta["recipe_hash"] == member_hash(recipe, meta["member"], shapes[meta["member"]]), (
+            name
+        )

@@ -76,3 +76,23 @@ def test_load_study_file_errors(tmp_path):
     bad.write_text("[study\nname = 1")
     with pytest.raises(UserError, match="not valid TOML"):
         load_study(bad)
+
+
+def test_keys_change_when_a_models_weights_change(tmp_path):
+    import json
+
+    from ftscale.models.pretrain import META_FILE
+    from ftscale.models.registry import model_fingerprint
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / META_FILE).write_text(json.dumps({"weights_sha256": "aa"}))
+    d = simulated_study(models=(str(ck), "sim-1e6"))
+    a = plan_study(parse_study(d), {"sim-task": "h"})
+    assert model_fingerprint(str(ck)) == "sha256:aa"
+    (ck / META_FILE).write_text(json.dumps({"weights_sha256": "bb"}))  # rebuilt, same name
+    b = plan_study(parse_study(d), {"sim-task": "h"})
+    changed = {r.run_key for r in a} - {r.run_key for r in b}
+    assert len(changed) == sum(r.spec["model"] == str(ck) for r in a) > 0
+    # the other model's runs keep their keys
+    assert {r.run_key for r in a if r.spec["model"] == "sim-1e6"} <= {r.run_key for r in b}
