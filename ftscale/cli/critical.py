@@ -10,7 +10,9 @@ def register(subparsers) -> None:
         "critical",
         help="data sizes where two methods' fitted laws predict equal loss",
         description="Critical finetuning data size between methods, from a fits file written by "
-        "`ftscale fit --group-by method --out FITS.json`.",
+        "`ftscale fit --group-by method --out FITS.json`. With `--bootstrap N` in that fit, each "
+        "critical size comes with a 95% bootstrap interval and the share of bootstrap draws that "
+        "cross in the range (p_crossing).",
     )
     p.add_argument("fits", metavar="FITS.json")
     p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
@@ -40,15 +42,31 @@ def run(args: argparse.Namespace) -> int:
     for pair in out["pairs"]:
         cf = pair["closed_form"]
         for pt in pair["points"]:
+            ci = pt.get("critical_data_size_ci")
+            p_cross = pt.get("p_crossing")
             rows.append(
                 [
                     fmt_group(pair["context"]),
                     " vs ".join(pair["methods"]),
                     fmt_num(pt["x"]),
                     fmt_num(pt["critical_data_size"]) if pt["critical_data_size"] else pt["note"],
+                    "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
+                    "-" if p_cross is None else f"{p_cross:.2f}",
                     ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
                     "-" if cf is None else f"H={fmt_num(cf['H'])} gamma={fmt_num(cf['gamma'])}",
                 ]
             )
-    print_rows(["context", "methods", "x", "critical_data_size", "crossings", "closed_form"], rows)
+    print_rows(
+        [
+            "context",
+            "methods",
+            "x",
+            "critical_data_size",
+            "95%_interval",
+            "p_crossing",
+            "crossings",
+            "closed_form",
+        ],
+        rows,
+    )
     return 0

@@ -5,6 +5,11 @@ L1(X, D) = L2(X, D). The difference of two laws with different E can change sign
 crossings in the range are found (a dense log grid brackets every sign change, Brent's method
 refines each). When E1 = E2 and both laws are multiplicative there is one crossing in closed form:
 D_c = H * X^gamma with H = (A1/A2)^(1/(beta1-beta2)) and gamma = (alpha2-alpha1)/(beta1-beta2).
+
+Uncertainty: when both fits carry bootstrap parameter draws (``ftscale fit --bootstrap N --out``
+stores them), draw k of method 1 is paired with draw k of method 2 and the first crossing of each
+pair is found the same way; the percentile interval of those crossings and the share of pairs
+that cross in the range are reported with the point estimate.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from ftscale.errors import UserError
 from ftscale.laws.base import ScalingLaw
 
 DEFAULT_RANGE = (1e2, 1e12)
+#: Level of the bootstrap interval of the critical data size.
+DEFAULT_LEVEL = 0.95
 
 
 def crossings(
@@ -70,18 +77,107 @@ def closed_form(params1: dict[str, float], params2: dict[str, float]) -> dict[st
     return {"H": float(H), "gamma": float(gamma)}
 
 
+def _free_draws(law: ScalingLaw, draws: np.ndarray) -> np.ndarray:
+    """Bootstrap draws (R, P) of public parameters -> free parameter vectors (R, P)."""
+    return np.stack([law.to_free(dict(zip(law.param_names, row, strict=True))) for row in draws])
+
+
+def _draw_preds(
+    law: ScalingLaw, theta: np.ndarray, x: float | None, logd: np.ndarray
+) -> np.ndarray:
+    """Predicted losses (R, G) of free parameter rows ``theta`` (R, P) at log data sizes ``logd``
+    (G,) and factor value ``x`` (None for one-factor laws)."""
+    xx = None if law.n_factors == 1 else np.full(logd.shape, np.log(x))
+    with np.errstate(all="ignore"):
+        lp, _ = law.log_pred(theta, xx, logd)
+    return np.exp(lp)
+
+
+def bootstrap_crossings(
+    law1: ScalingLaw,
+    law2: ScalingLaw,
+    x: float | None,
+    lo: float = DEFAULT_RANGE[0],
+    hi: float = DEFAULT_RANGE[1],
+    n_grid: int = 2001,
+) -> np.ndarray | None:
+    """First crossing (examples) in [lo, hi] of each pair of bootstrap draws (draw k of law 1
+    with draw k of law 2), NaN where a pair does not cross; None when a law has no draws.
+
+    The same dense log grid as :func:`crossings` brackets each pair's first sign change; all
+    brackets are then refined together by bisection to ~1e-12 in log D."""
+    d1, d2 = law1.bootstrap_params_, law2.bootstrap_params_
+    if d1 is None or d2 is None or len(d1) == 0 or len(d2) == 0:
+        return None
+    r = min(len(d1), len(d2))
+    th1 = _free_draws(law1, np.asarray(d1[:r], dtype=float))
+    th2 = _free_draws(law2, np.asarray(d2[:r], dtype=float))
+    logd = np.linspace(np.log(lo), np.log(hi), n_grid)
+    v = _draw_preds(law1, th1, x, logd) - _draw_preds(law2, th2, x, logd)
+    ok = np.isfinite(v).all(axis=1)
+    # First grid index that is an exact zero or starts a sign change (n_grid - 1: none).
+    hit = (v[:, :-1] == 0) | (v[:, :-1] * v[:, 1:] < 0)
+    hit = np.concatenate([hit, (v[:, -1:] == 0)], axis=1) & ok[:, None]
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    out = np.full(r, np.nan)
+    exact = first >= 0
+    exact[exact] = v[exact, first[exact]] == 0
+    out[exact] = np.exp(logd[first[exact]])
+    rows = np.flatnonzero((first >= 0) & ~exact)
+    if rows.size:
+        a, b = logd[first[rows]], logd[first[rows] + 1]
+        fa = v[rows, first[rows]]
+
+        def diff(t: np.ndarray) -> np.ndarray:
+            # One data size per row: the diagonal of the (rows, rows) prediction matrix.
+            p1 = np.diagonal(_draw_preds(law1, th1[rows], x, t))
+            p2 = np.diagonal(_draw_preds(law2, th2[rows], x, t))
+            return p1 - p2
+
+        for _ in range(40):
+            m = 0.5 * (a + b)
+            fm = diff(m)
+            left = np.sign(fm) == np.sign(fa)
+            a = np.where(left, m, a)
+            fa = np.where(left, fm, fa)
+            b = np.where(left, b, m)
+        out[rows] = np.exp(0.5 * (a + b))
+    return out
+
+
 def critical_data_size(
     law1: ScalingLaw,
     law2: ScalingLaw,
     x: float | None,
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
+    level: float = DEFAULT_LEVEL,
 ) -> dict:
-    """``{"x", "critical_data_size" (first crossing or None), "crossings", "note"}``."""
+    """``{"x", "critical_data_size" (first crossing or None), "crossings", "note",
+    "critical_data_size_ci", "p_crossing", "n_draws"}``.
+
+    With bootstrap draws on both laws: ``critical_data_size_ci`` is the ``level`` percentile
+    interval [lo, hi] (examples) of the first crossing over the pairs of draws that cross in
+    [lo, hi] (None if none does) and ``p_crossing`` the share of pairs that cross there.
+    Without draws the three are None.
+    """
     cs = crossings(law1, law2, x, lo, hi)
-    return {
+    out = {
         "x": x,
         "critical_data_size": cs[0] if cs else None,
         "crossings": cs,
         "note": None if cs else f"no crossing in [{lo:g}, {hi:g}]",
+        "critical_data_size_ci": None,
+        "p_crossing": None,
+        "n_draws": None,
     }
+    boot = bootstrap_crossings(law1, law2, x, lo, hi)
+    if boot is not None:
+        hit = boot[np.isfinite(boot)]
+        q = 50 * (1 - level)
+        out["n_draws"] = int(boot.size)
+        out["p_crossing"] = float(hit.size / boot.size)
+        if hit.size:
+            a, b = np.percentile(hit, [q, 100 - q])
+            out["critical_data_size_ci"] = [float(a), float(b)]
+    return out

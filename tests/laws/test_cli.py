@@ -213,12 +213,41 @@ def test_critical_json_schema(capsys, sim_table, tmp_path):
     assert pair["methods"] == ["fmt", "prompt"]
     assert [p["x"] for p in pair["points"]] == [1e9, 4e9]
     for p in pair["points"]:
-        assert set(p) >= {"x", "critical_data_size", "crossings"}
+        assert set(p) >= {
+            "x",
+            "critical_data_size",
+            "crossings",
+            "critical_data_size_ci",
+            "p_crossing",
+            "n_draws",
+        }
         assert p["critical_data_size"] is None or p["critical_data_size"] == p["crossings"][0]
+        # fit_doc fits with --bootstrap 20: 20 pairs of draws
+        assert p["n_draws"] == 20 and 0.0 <= p["p_crossing"] <= 1.0
+        if p["p_crossing"] > 0:
+            lo, hi = p["critical_data_size_ci"]
+            assert 0 < lo <= hi
+        else:
+            assert p["critical_data_size_ci"] is None
     assert set(pair["closed_form"]) == {"H", "gamma"}
     assert pair["closed_form"]["gamma"] == pytest.approx((0.40 - 0.52) / (0.15 - 0.051), abs=0.3)
+    rc, stdout, _ = call(capsys, "critical", out, "--methods", "fmt,prompt", "--at", "1e9")
+    assert rc == 0 and "95%_interval" in stdout.splitlines()[0]
     rc, _, err = call(capsys, "critical", out, "--methods", "fmt,lora", "--at", "1e9")
     assert rc == 2 and "method 'lora' not in the fits" in err
+
+
+def test_critical_interval_is_null_without_bootstrap(capsys, sim_table, tmp_path):
+    path, _ = sim_table
+    out = tmp_path / "plain.json"
+    args = ["--law", "multiplicative", "--factor", "model_size", "--group-by", "method"]
+    rc, _, err = call(capsys, "fit", path, *args, "--out", out, "--json")
+    assert rc == 0, err
+    rc, stdout, err = call(capsys, "critical", out, "--at", "1e9", "--json")
+    assert rc == 0, err
+    (pt,) = json.loads(stdout)["pairs"][0]["points"]
+    assert pt["critical_data_size_ci"] is None
+    assert pt["p_crossing"] is None and pt["n_draws"] is None
 
 
 def test_recommend_json_schema(capsys, sim_table, tmp_path):
@@ -273,9 +302,35 @@ def test_select_json_schema_wide_and_long(capsys, tmp_path):
         )
         assert rc == 0, err
         doc = json.loads(stdout)
+        assert set(doc) >= {
+            "predictions",
+            "best",
+            "p_best",
+            "budget_best",
+            "flipped",
+            "p_beats_budget_best",
+            "noise",
+            "noise_dof",
+            "confidence",
+        }
         assert [p["model"] for p in doc["predictions"]][0] == doc["best"]
-        assert all(set(p) >= {"model", "predicted_loss"} for p in doc["predictions"])
-        assert all(p["n_points"] == 6 for p in doc["predictions"])  # 6400 > budget unused
+        assert sorted(p["model"] for p in doc["predictions"]) == sorted(c.name for c in pool)
+        assert doc["budget_best"] in {c.name for c in pool}
+        for p in doc["predictions"]:
+            assert set(p) >= {"model", "predicted_loss", "predicted_loss_ci", "p_best"}
+            lo, hi = p["predicted_loss_ci"]
+            assert lo <= p["predicted_loss"] <= hi
+            assert 0.0 <= p["p_best"] <= 1.0
+            assert p["n_points"] == 6  # 6400 > budget unused
+        assert doc["p_best"] == doc["predictions"][0]["p_best"]
+        assert doc["noise_dof"] == 3 * (6 - 4) and doc["confidence"] == 0.9
+    rc, stdout, err = call(
+        capsys, "select", tmp_path / "w.csv", "--budget", "3200", "--target", "1e5"
+    )
+    assert rc == 0, err
+    lines = stdout.splitlines()
+    assert lines[0].split()[:4] == ["rank", "model", "predicted_loss", "95%_interval"]
+    assert any(line.startswith("best: ") for line in lines)
     rc, _, err = call(
         capsys, "select", write(tmp_path, "w2.csv", wide), "--budget", "300", "--target", "1e5"
     )

@@ -74,3 +74,44 @@ def test_recommend_ranks_flips_and_cost():
     assert out["cheapest_within_tolerance"]["method"] == "prompt"
     tight = recommend(laws, 1e9, 1e4, cost_models=costs, tolerance=0.0)
     assert tight["cheapest_within_tolerance"]["method"] == tight["best"]
+
+
+def test_interval_fields_are_null_without_bootstrap_draws():
+    res = critical_data_size(law(FMT), law(PROMPT), 1e9)
+    assert res["critical_data_size"] is not None
+    assert res["critical_data_size_ci"] is None
+    assert res["p_crossing"] is None and res["n_draws"] is None
+
+
+def test_p_crossing_counts_pairs_of_draws_and_the_interval_uses_the_crossing_ones():
+    # Law 2 is flat; law 1's draws alternate between a crossing at D = 100 and none at all.
+    l1 = law({"A": 1.0, "beta": 0.5, "E": 0.4}, "power")
+    l2 = law({"A": 1e-9, "beta": 0.5, "E": 0.5}, "power")
+    crossing = [1.0, 0.5, 0.4]  # 1/sqrt(D) + 0.4 = 0.5 (+ 1e-9/sqrt(D)) at D ~= 100
+    never = [1.0, 0.5, 0.6]  # always above law 2
+    l1.bootstrap_params_ = np.array([crossing, never] * 5)
+    l2.bootstrap_params_ = np.array([list(l2.params_.values())] * 12)  # extra draws are unused
+    res = critical_data_size(l1, l2, None, 1.0, 1e6)
+    assert res["n_draws"] == 10
+    assert res["p_crossing"] == 0.5
+    lo, hi = res["critical_data_size_ci"]
+    assert lo == pytest.approx(100.0, rel=1e-6) and hi == pytest.approx(100.0, rel=1e-6)
+
+
+def test_bootstrap_interval_covers_the_true_critical_size():
+    # Two power laws with equal E cross at D_c = (A1/A2)^(1/(beta1 - beta2)) = 3^5 = 243.
+    t1 = {"A": 3.0, "beta": 0.3, "E": 0.5}
+    t2 = {"A": 1.0, "beta": 0.1, "E": 0.5}
+    true_dc = 3.0 ** (1 / 0.2)
+    rng = np.random.default_rng(11)
+    D = np.geomspace(10, 1e5, 14)
+    fits = []
+    for t in (t1, t2):
+        L = law(t, "power").predict(None, D) * (1 + 0.003 * rng.normal(size=D.size))
+        fits.append(get_law("power")(n_bootstrap=200, seed=0).fit(None, D, L))
+    res = critical_data_size(fits[0], fits[1], None, 1.0, 1e8)
+    lo, hi = res["critical_data_size_ci"]
+    assert lo < true_dc < hi
+    assert lo <= res["critical_data_size"] <= hi
+    assert hi / lo < 3  # informative, not the whole range
+    assert res["p_crossing"] >= 0.95 and res["n_draws"] == 200
