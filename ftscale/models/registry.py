@@ -170,15 +170,21 @@ def model_fingerprint(name_or_path: str) -> str:
     config.json plus weight-file names and sizes (bytes) of a Hugging Face folder; name and size
     of a GGUF file; the name itself for a hub model or a name that does not resolve here (the
     run itself reports that)."""
+    s = str(name_or_path)
     try:
-        kind, loc, fname = _resolve(name_or_path)
+        if s in REAL_MODELS or Path(s).expanduser().exists():
+            kind, loc, fname = _resolve(s)
+        else:
+            # Not _resolve: its error for an unknown name lists (and so loads) every model.
+            found = _find_by_name(s)
+            if found is None:
+                return f"name:{s}"
+            kind, loc, fname = "ftscale", found, None
     except UserError:
-        return f"name:{name_or_path}"
+        return f"name:{s}"
     if kind == "ftscale":
         sha = _read_meta(Path(loc)).get("weights_sha256")
         return f"sha256:{sha}" if sha else f"name:{name_or_path}"
-    if kind == "hub":
-        return f"hub:{loc}"
     h = hashlib.sha256()
     folder = Path(loc)
     if kind == "gguf":
