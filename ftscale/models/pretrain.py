@@ -732,7 +732,10 @@ def pretrain_family(
         ref[split] = _cached_packed(state, split, texts[split], tok, tok_hash).name
     with atomic_write(state / "corpus_ref.json") as fh:
         json.dump(ref, fh)
-    stream_tokens = {s: int(len(a)) for s, a in _load_npz(state / ref["train"]).items()}
+    packed = {split: _load_npz(state / ref[split]) for split in ("train", "heldout")}
+    stream_tokens = {s: int(len(a)) for s, a in packed["train"].items()}
+    corpus_sha256 = {split: _packed_hash(arrays) for split, arrays in packed.items()}
+    del packed
 
     todo = sorted(shapes.items(), key=lambda kv: -kv[1].params_total())  # largest first
     results: dict[str, dict] = {}
@@ -785,9 +788,7 @@ def pretrain_family(
         "tokenizer_sha256": tok_hash,
         "train_stream_tokens": stream_tokens,
         # SHA-256 of the packed token streams (stream name + int array bytes, sorted by name).
-        "corpus_sha256": {
-            split: _packed_hash(_load_npz(state / ref[split])) for split in ("train", "heldout")
-        },
+        "corpus_sha256": corpus_sha256,
         "members": members,
         "workers": workers,
         "wall_seconds_this_call": time.perf_counter() - t_start,
