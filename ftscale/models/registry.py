@@ -167,9 +167,9 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
 def model_fingerprint(name_or_path: str) -> str:
     """A short string that changes when the model's weights change, so a study does not reuse runs
     of a rebuilt model with the same name: the recorded weights SHA-256 of an ftscale checkpoint;
-    config.json plus weight-file names and sizes (bytes) of a Hugging Face folder; name and size
-    of a GGUF file; the name itself for a hub model or a name that does not resolve here (the
-    run itself reports that)."""
+    config.json plus a sampled digest of each weight file (:func:`file_digest`) of a Hugging Face
+    folder; the sampled digest of a GGUF file; the name itself for a hub model or a name that
+    does not resolve here (the run itself reports that)."""
     s = str(name_or_path)
     try:
         if s in REAL_MODELS or Path(s).expanduser().exists():
@@ -188,13 +188,36 @@ def model_fingerprint(name_or_path: str) -> str:
     h = hashlib.sha256()
     folder = Path(loc)
     if kind == "gguf":
-        f = folder / str(fname)
-        h.update(f"{f.name}:{f.stat().st_size}".encode())
+        files = [folder / str(fname)]
     else:
         h.update((folder / "config.json").read_bytes())
-        for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-            h.update(f"{f.name}:{f.stat().st_size};".encode())
+        files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    for f in files:
+        h.update(f"{f.name}:{file_digest(f)};".encode())
     return f"{kind}:{h.hexdigest()[:16]}"
+
+
+#: file_digest reads this many blocks of this many bytes from a large file
+DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 33, 1 << 16
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file's size and content; a file larger than ``DIGEST_BLOCKS`` blocks of
+    ``DIGEST_BLOCK_BYTES`` bytes (2.1 MiB) is sampled: that many blocks spread evenly from its
+    first to its last byte (as imohash does), so a multi-GB weight file costs ~2 MiB of reading.
+    Retrained weights differ everywhere, so any block shows the change; an edit confined
+    to a few bytes between blocks is not seen (the file's size and name still are)."""
+    size = path.stat().st_size
+    h = hashlib.sha256(f"{size};".encode())
+    with open(path, "rb") as fh:
+        if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
+            h.update(fh.read())
+        else:
+            last = size - DIGEST_BLOCK_BYTES
+            for i in range(DIGEST_BLOCKS):
+                fh.seek(i * last // (DIGEST_BLOCKS - 1))
+                h.update(fh.read(DIGEST_BLOCK_BYTES))
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------

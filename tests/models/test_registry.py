@@ -67,6 +67,57 @@ def test_plain_hugging_face_folder(tmp_path, tokenizer):
     assert info2.model_size == info.model_size
 
 
+def test_fingerprint_of_a_hugging_face_folder_follows_its_weights(tmp_path, tokenizer):
+    """Retrained weights of the same shape (same file sizes) give a new fingerprint; a copy of
+    the folder elsewhere gives the same one."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from ftscale.models.family import Shape, llama_config
+    from ftscale.models.registry import model_fingerprint
+
+    shape = Shape(n_layer=1, d_model=16, n_head=2, d_ff=32, vocab_size=len(tokenizer))
+    prints = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"hf{seed}"
+        LlamaForCausalLM(llama_config(shape)).save_pretrained(folder)
+        prints.append(model_fingerprint(str(folder)))
+    sizes = [(tmp_path / f"hf{s}" / "model.safetensors").stat().st_size for s in (0, 1)]
+    assert sizes[0] == sizes[1]
+    assert prints[0].startswith("hf:") and prints[0] != prints[1]
+    assert model_fingerprint(str(_copy(tmp_path / "hf0", tmp_path / "copy"))) == prints[0]
+
+
+def test_fingerprint_of_a_gguf_file_samples_large_files(tmp_path):
+    import numpy as np
+
+    from ftscale.models import registry
+    from ftscale.models.registry import model_fingerprint
+
+    rng = np.random.default_rng(0)
+    f = tmp_path / "m.gguf"
+    block = registry.DIGEST_BLOCK_BYTES
+    data = rng.integers(0, 256, size=registry.DIGEST_BLOCKS * block * 3, dtype=np.uint8)
+    f.write_bytes(data.tobytes())
+    a = model_fingerprint(str(f))
+    assert a.startswith("gguf:") and a == model_fingerprint(str(tmp_path))  # file or folder
+    data[-1] ^= 1  # the last block is always read
+    f.write_bytes(data.tobytes())
+    b = model_fingerprint(str(f))
+    assert b != a
+    start = 22 * (len(data) - block) // (registry.DIGEST_BLOCKS - 1)  # sampled block 22 of 33
+    data[start + block // 2] ^= 1
+    f.write_bytes(data.tobytes())
+    assert model_fingerprint(str(f)) != b
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "s.gguf").write_bytes(b"x" * 1000)
+    c = model_fingerprint(str(small))
+    (small / "s.gguf").write_bytes(b"x" * 999 + b"y")  # small files are read whole
+    assert model_fingerprint(str(small)) != c
+
+
 def _copy(src, dst):
     shutil.copytree(src, dst)
     return dst
