@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=3, help="evaluations without improvement")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16", "fp32"],
+        help="bf16 autocast or fp32 (auto: bf16 on CUDA, fp32 on CPU)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
 
@@ -57,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         patience=args.patience,
         device=args.device,
         compile=args.compile,
+        precision=args.precision,
     )
     validate(config)  # before torch is imported: a typo costs no start-up time
     record = run_finetune(config)

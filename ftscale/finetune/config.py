@@ -50,6 +50,7 @@ class FinetuneConfig:
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     threads: int | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
     compile: bool = False  # torch.compile the decoder (CUDA)
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "bf16" | "fp32"
     # Transfer evaluation (ftscale.finetune.transfer): score the base and the finetuned model on
     # related tasks (same target language) with 0, 1, 5 demonstrations.
     transfer: bool = False
@@ -115,6 +116,8 @@ def validate(config: FinetuneConfig) -> None:
             raise UserError("transfer examples must be positive (decode examples non-negative)")
         if config.transfer_decode > config.transfer_examples:
             raise UserError("transfer decode examples cannot exceed transfer examples")
+    if config.precision not in ("auto", "bf16", "fp32"):
+        raise UserError(f"unknown precision {config.precision!r} (known: auto, bf16, fp32)")
     if not (config.device == "cpu" or config.device.startswith("cuda")):
         raise UserError(f"unknown device {config.device!r} (cpu or cuda)")
 

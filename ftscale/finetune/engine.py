@@ -12,7 +12,8 @@ make it fast, each measured in docs/performance.md:
 - Fixed, small dev/test samples, batched evaluation, early stopping with a patience, and a
   KV-cached batched greedy decoder on a small fixed sample for BLEU/chrF/ROUGE-L.
 - On CUDA: bf16 autocast, fused AdamW, losses kept on the device (checked for NaN/inf only at
-  evaluation points), pinned host batches copied without blocking, optional torch.compile.
+  evaluation points), pinned host batches copied without blocking, optional torch.compile, and
+  no operator in a step that reads device memory back (tests/finetune/test_gpu_path.py).
 """
 
 from __future__ import annotations
@@ -199,16 +200,19 @@ class Runner:
     (soft-capped logits, custom heads) goes through its full forward instead.
     """
 
-    def __init__(self, adapted: Adapted, device: Any, compile: bool = False):
+    def __init__(
+        self, adapted: Adapted, device: Any, compile: bool = False, precision: str = "auto"
+    ):
         import torch
 
         self.model = adapted.model
         self.prefix = adapted.prefix
         self.device = device
         self.embed = self.model.get_input_embeddings()
+        self.bf16 = autocast_bf16(device, precision)
         self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-            if device.type == "cuda"
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+            if self.bf16
             else contextlib.nullcontext
         )
         self.decoder, self.head = self._split_head()
@@ -225,6 +229,10 @@ class Runner:
         ) and self._prefix_cache_works()
         #: soft-prompt positions in a batch's layout (0 when the prefix runs separately)
         self.layout_prefix = 0 if self.prefix is None or self.prefix_cache else self.prefix.shape[0]
+        # Without a mask and without a cache, transformers' mask code checks the position ids
+        # for packed sequences, reading a flag back from the device on every forward (a host
+        # sync per step on CUDA). With an empty cache it takes the causal fast path unread.
+        self.empty_cache = self._empty_cache_works()
 
     def _split_head(self) -> tuple[Any, Any]:
         import torch
@@ -282,6 +290,36 @@ class Runner:
             inputs_embeds=emb, position_ids=pos, use_cache=True, **kwargs
         ).last_hidden_state
 
+    def _no_cache_kwargs(self) -> dict[str, Any]:
+        """Keywords of a plain causal forward over whole rows (no prefix cache)."""
+        if not self.empty_cache:
+            return {"use_cache": False}
+        from transformers import DynamicCache
+
+        return {"use_cache": True, self.cache_kw: DynamicCache()}
+
+    def _empty_cache_works(self) -> bool:
+        """Check once that a forward with an empty cache gives the plain forward's output."""
+        import torch
+
+        target = self.decoder if self.decoder is not None else self.model
+        ids = torch.arange(1, 6, device=self.device).remainder(self.embed.num_embeddings)
+        ids = ids[None].expand(2, -1)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            from transformers import DynamicCache
+
+            with torch.no_grad():
+                emb = self._inputs_embeds(ids)
+                ref = target(inputs_embeds=emb, use_cache=False)[0]
+                got = target(inputs_embeds=emb, use_cache=True, **{self.cache_kw: DynamicCache()})
+            ok = ref.shape == got[0].shape and torch.allclose(ref, got[0], rtol=1e-5, atol=1e-5)
+        except Exception:  # noqa: BLE001 - a model or transformers without this cache API
+            ok = False
+        self.model.train(was_training)
+        return bool(ok)
+
     def _inputs_embeds(self, input_ids: Any) -> Any:
         import torch
 
@@ -302,10 +340,12 @@ class Runner:
         with self.autocast():
             if self.decoder is not None:
                 dec = self.train_decoder if train else self.decoder
-                h = dec(inputs_embeds=emb, use_cache=False).last_hidden_state
+                # a compiled decoder traces the mask code (no host read there): no cache
+                kw = {"use_cache": False} if dec is not self.decoder else self._no_cache_kwargs()
+                h = dec(inputs_embeds=emb, **kw).last_hidden_state
                 h = h.reshape(-1, h.shape[-1]).index_select(0, batch.tgt_idx)
                 return self.head(h)
-            logits = self.model(inputs_embeds=emb, use_cache=False).logits
+            logits = self.model(inputs_embeds=emb, **self._no_cache_kwargs()).logits
             return logits.reshape(-1, logits.shape[-1]).index_select(0, batch.tgt_idx)
 
     def loss(self, batch: Batch, train: bool = False, reduction: str = "mean") -> Any:
@@ -330,6 +370,40 @@ class Runner:
                 return self.head(out.last_hidden_state[:, -1]).float(), _out_cache(out)
             out = self.model(**kwargs)
             return out.logits[:, -1].float(), _out_cache(out)
+
+
+def autocast_bf16(device: Any, precision: str) -> bool:
+    """Whether forward passes run under bf16 autocast: ``precision`` "bf16" always, "fp32"
+    never, "auto" on CUDA only (bf16 autocast on this machine's CPU is slower than fp32)."""
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bf16"
+
+
+def train_step(runner: Runner, batch: Batch, opt: Any, params: list, grad_clip: float) -> Any:
+    """One optimiser step on ``batch``: forward, backward, clip, update, zero the gradients.
+
+    Returns the batch's mean target loss as a detached device tensor, never a Python number:
+    nothing here reads a value back to the host (no ``.item()``, no data-dependent shapes), so
+    on CUDA the host queues step after step without waiting for the device. Tested on the CPU
+    by recording every operator a step dispatches (tests/finetune/test_gpu_path.py).
+    """
+    import torch
+
+    loss = runner.loss(batch.to(runner.device), train=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def nan_check_every(device: Any, eval_every: int) -> int:
+    """Steps between NaN/inf checks of the training losses: every step on the CPU (a check costs
+    nothing there and a diverged run stops at once), only at evaluation points (every
+    ``eval_every`` steps, 50 if 0) on CUDA, where reading a flag back is a host-device sync."""
+    return 1 if device.type == "cpu" else (eval_every or 50)
 
 
 def evaluate(runner: Runner, batches: list[Batch]) -> float:
@@ -637,7 +711,7 @@ def run_finetune(
         needed = estimate_train_bytes(model, 0, config, 0)
         _check_memory(needed, device, config)
         model.to(device)
-        base = Runner(Adapted(model, None, [], 0), device)
+        base = Runner(Adapted(model, None, [], 0), device, precision=config.precision)
         t = time.perf_counter()
         zero_shot = evaluate(base, eval_batches(test, eval_bs, 0, pad_id))
         phases["zero_shot"] = time.perf_counter() - t
@@ -649,7 +723,11 @@ def run_finetune(
         model.to(device)
         t = time.perf_counter()
         base_transfer = _transfer(
-            Runner(Adapted(model, None, [], 0), device), tokenizer, transfer_tasks, config, pad_id
+            Runner(Adapted(model, None, [], 0), device, precision=config.precision),
+            tokenizer,
+            transfer_tasks,
+            config,
+            pad_id,
         )
         phases["transfer"] = time.perf_counter() - t
 
@@ -663,7 +741,7 @@ def run_finetune(
         adapted.prefix.data = adapted.prefix.data.to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    runner = Runner(adapted, device, compile=config.compile)
+    runner = Runner(adapted, device, compile=config.compile, precision=config.precision)
     layout = runner.layout_prefix
     dev_b = eval_batches(dev, eval_bs, layout, pad_id)
     test_b = eval_batches(test, eval_bs, layout, pad_id)
@@ -676,8 +754,7 @@ def run_finetune(
     opt = _optimizer(adapted.trainable, config, lr, device)
     params = adapted.trainable
     losses = torch.full((total,), float("nan"), device=device)
-    # on CUDA a NaN check is a host sync: do it at evaluation points only
-    check_every = 1 if device.type == "cpu" else (config.eval_every or 50)
+    check_every = nan_check_every(device, config.eval_every)
     eval_every = config.eval_every or total
 
     best_dev, best_step, best_state = math.inf, 0, None
@@ -691,13 +768,7 @@ def run_finetune(
         for g in opt.param_groups:
             g["lr"] = cur
         b = next(batches)
-        loss = runner.loss(b.to(device), train=True)
-        loss.backward()
-        if config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses[step - 1] = loss.detach()
+        losses[step - 1] = train_step(runner, b, opt, params, config.grad_clip)
         train_tokens += b.n_tokens
         at_eval = step % eval_every == 0 or step == total
         if step % check_every == 0 or at_eval:
@@ -776,6 +847,8 @@ def run_finetune(
     data_hash = task.data_hash("train") if hasattr(task, "data_hash") else None
     cfg = config.to_dict()
     key_src = {k: v for k, v in cfg.items() if k not in ("device", "threads", "compile")}
+    if key_src.get("precision") == "auto":  # keys from before the option existed stay the same
+        del key_src["precision"]
     record.update(
         lr=lr,
         device=str(device),
