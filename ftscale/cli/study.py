@@ -20,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sp = ssub.add_parser("plan", help="list the study's runs and estimate their cost")
     common(sp)
+    sp.add_argument(
+        "--probe",
+        action="store_true",
+        help="time a few steps of each model x method not yet measured (runs torch)",
+    )
+    sp.add_argument("--probe-steps", type=int, default=6, help="steps per probe (default 6)")
     sp.set_defaults(func=_plan)
 
     sp = ssub.add_parser("run", help="run every unfinished run of the study")
@@ -80,7 +86,25 @@ def _plan(args: argparse.Namespace) -> int:
                 status[r.run_key] = r.status
                 if r.status == "done" and r.record:
                     measured.append(r.record)
-    est = estimate_runs([r.spec for r in runs], measured)
+    if args.probe_steps <= 0:
+        raise UserError(f"--probe-steps must be positive, got {args.probe_steps}")
+    probes, startup = None, None
+    if args.probe:
+        from ftscale.study.estimate import probe_costs
+
+        measured_pairs = {(m.get("model"), m.get("method")) for m in measured}
+        unmeasured = [
+            r.spec
+            for r in runs
+            if status.get(r.run_key) != "done"
+            and (r.spec["model"], r.spec["method"]) not in measured_pairs
+        ]
+
+        def progress(i: int, n: int, key: tuple) -> None:
+            print(f"probe {i + 1}/{n}: {' '.join(map(str, key))}", file=sys.stderr, flush=True)
+
+        probes, startup = probe_costs(unmeasured, steps=args.probe_steps, progress=progress)
+    est = estimate_runs([r.spec for r in runs], measured, probes)
     rows = [
         {
             "run_key": r.run_key,
@@ -101,6 +125,8 @@ def _plan(args: argparse.Namespace) -> int:
         "estimate": {
             "total_seconds": est["total_seconds"],
             "remaining_seconds": remaining,
+            "runs_not_estimated": sum(row["est_seconds"] is None for row in todo),
+            "startup_seconds_per_worker": startup,
             "basis": est["basis"],
         },
     }
@@ -118,9 +144,15 @@ def _plan(args: argparse.Namespace) -> int:
             f"{row['data_size']:>8} {row['seed']:>4}  {row['status']:8} {est_s:>7}"
         )
     workers = _default_workers()
+    unknown = sum(row["est_seconds"] is None for row in todo)
+    if todo and unknown == len(todo):
+        print(f"estimated: unknown (run with --probe to measure); basis: {est['basis']}")
+        return 0
     print(
         f"estimated: {remaining / 60:.1f} min of compute left "
-        f"(~{remaining / 60 / workers:.1f} min wall on {workers} workers); basis: {est['basis']}"
+        f"(~{(remaining / workers + (startup or 0.0)) / 60:.1f} min wall on {workers} workers"
+        + (f", {unknown} runs not estimated" if unknown else "")
+        + f"); basis: {est['basis']}"
     )
     return 0
 
