@@ -30,3 +30,64 @@ def test_ray_backend_matches_local(tmp_path, sim_env, sim_study):
         fb = results_frame(b).sort_values("run_key").reset_index(drop=True)
     assert fa["run_key"].tolist() == fb["run_key"].tolist()
     assert fa["loss"].tolist() == fb["loss"].tolist()
+
+
+@pytest.mark.slow
+def test_ray_backend_joins_a_running_cluster(tmp_path, sim_env, sim_study):
+    """`--address auto` joins a cluster started with `ray start --head` (here on this machine;
+    a multi-node cluster is joined the same way) and gives the local back end's results; an
+    unreachable address is a one-line error, exit code 2."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
+    assert ray_cli is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
+    opts = ["--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(start + opts, check=True, capture_output=True, env=env, timeout=120)
+    try:
+        joined = run_study(
+            sim_study,
+            tmp_path / "cluster.db",
+            backend="ray",
+            address="auto",
+            progress=False,
+            data_hashes=HASHES,
+        )
+        assert not ray.is_initialized()  # the driver disconnected; the cluster is not ours
+        alive = subprocess.run([ray_cli, "status"], capture_output=True, text=True, env=env)
+        assert alive.returncode == 0  # ... and still runs
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    local = run_study(
+        sim_study, tmp_path / "local.db", workers=2, progress=False, data_hashes=HASHES
+    )
+    assert joined.counts == local.counts and joined.counts["done"] > 0
+    with RunStore(tmp_path / "local.db") as a, RunStore(tmp_path / "cluster.db") as b:
+        fa = results_frame(a).sort_values("run_key").reset_index(drop=True)
+        fb = results_frame(b).sort_values("run_key").reset_index(drop=True)
+    assert fa["run_key"].tolist() == fb["run_key"].tolist()
+    assert fa["loss"].tolist() == fb["loss"].tolist()
+
+
+def test_unreachable_ray_address_is_a_user_error(tmp_path, sim_env, sim_study):
+    from ftscale.errors import UserError
+
+    # a Ray Client address without ray[client] (or, with it, nothing listening on port 1)
+    with pytest.raises(UserError, match="cannot reach the Ray cluster at ray://127.0.0.1:1"):
+        run_study(
+            sim_study,
+            tmp_path / "x.db",
+            backend="ray",
+            address="ray://127.0.0.1:1",
+            progress=False,
+            data_hashes=HASHES,
+        )

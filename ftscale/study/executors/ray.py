@@ -1,6 +1,9 @@
 """Ray back end: each run is a Ray task with its CPU/GPU request; the driver alone writes the
-store. ``address=None`` starts a local Ray instance; ``address="auto"`` or ``"ray://host:port"``
-joins a cluster. Ray is an optional extra (``pip install 'ftscale[ray]'``)."""
+store. ``address=None`` starts a local Ray instance; ``address="auto"`` (the cluster that
+``ray start`` set up on this machine), ``"host:port"`` or ``"ray://host:port"`` (Ray Client,
+needs ``ray[client]``) joins a cluster. Every node must have the same ftscale installed (the
+runs import it there; the model family and corpora ship inside the package). Ray is an optional
+extra (``pip install 'ftscale[ray]'``)."""
 
 from __future__ import annotations
 
@@ -65,8 +68,11 @@ class RayExecutor(Executor):
                 kwargs["address"] = self.address
             try:
                 ray.init(**kwargs)
-            except ConnectionError as exc:
-                raise UserError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                # ValueError: e.g. a ray:// address without ray[client]; RuntimeError: a
+                # cluster of another Ray version. Both are the user's setup, not a bug.
+                msg = " ".join(str(exc).split())
+                raise UserError(f"cannot reach the Ray cluster at {self.address}: {msg}") from None
             self._started_ray = True
         if self._workers is None:
             cpus = ray.cluster_resources().get("CPU", 1.0)
