@@ -374,7 +374,8 @@ class Runner:
 
 def autocast_bf16(device: Any, precision: str) -> bool:
     """Whether forward passes run under bf16 autocast: ``precision`` "bf16" always, "fp32"
-    never, "auto" on CUDA only (bf16 autocast on this machine's CPU is slower than fp32)."""
+    never, "auto" on CUDA only (on this project's 2-core CPU, bf16 autocast trained ftlm-3 at
+    0.11x the fp32 speed: 1,450 vs 13,230 tokens/s, full tuning, batch 16, one thread)."""
     if precision == "auto":
         return device.type == "cuda"
     return precision == "bf16"
