@@ -377,6 +377,33 @@ def _log(msg: str, logfile: Path | None) -> None:
             fh.write(msg + "\n")
 
 
+def loss_read_every(device: Any, log_every: int) -> int:
+    """Steps between reads of the training losses from the device: 1 on the CPU, ``log_every``
+    on CUDA (each read is a host-device sync; the values and the EMA are the same)."""
+    return 1 if device.type == "cpu" else max(1, log_every)
+
+
+def read_losses(losses: list[Any]) -> list[float]:
+    """Scalar loss tensors as Python floats, in one read from the device."""
+    import torch
+
+    return torch.stack(losses).tolist()
+
+
+def _to_device(t: Any, device: str) -> Any:
+    """A host batch on ``device``: on CUDA through pinned memory, so the copy does not wait."""
+    if str(device).startswith("cuda"):
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
 def train_model(
     out: Path,
     name: str,
@@ -537,14 +564,19 @@ def train_model(
         return dest
 
     # ---- the hot path: one batch, one step -----------------------------------------------
+    # Each step's loss stays on the device until it is read (every step on the CPU, where a
+    # read costs nothing; on CUDA, where it is a host-device sync, every log_every steps and at
+    # checkpoints): the same values, the same EMA and the same NaN stop, read in bulk.
+    every = loss_read_every(torch.device(device), recipe["log_every"])
+    pending: list[Any] = []
     ema, t_log, steps_this_call = None, time.perf_counter(), 0
+    t_seg = time.perf_counter()
     while step < total_steps:
-        t0 = time.perf_counter()
         lr = lr_at(step, total_steps, sched)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = batches.get(step)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = _to_device(x, device), _to_device(y, device)
         logits = model(input_ids=x).logits
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()
@@ -552,17 +584,28 @@ def train_model(
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["grad_clip"])
         opt.step()
         opt.zero_grad(set_to_none=True)
+        pending.append(loss.detach())
         step += 1
         steps_this_call += 1
-        train_time += time.perf_counter() - t0
         # ---------------------------------------------------------------------------------------
-        lv = loss.item()
-        if not math.isfinite(lv):
-            raise UserError(
-                f"{name}: training loss became {lv} at step {step}; lower the learning rate"
-            )
-        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        if step % recipe["log_every"] == 0 or step == total_steps:
+        at_log = step % recipe["log_every"] == 0 or step == total_steps
+        at_ckpt = step in ckpt_steps or step % resume_every == 0 or step == total_steps
+        stopping = stop_after is not None and steps_this_call >= stop_after
+        if not (len(pending) >= every or at_log or at_ckpt or stopping):
+            continue
+        _sync(device)
+        train_time += time.perf_counter() - t_seg
+        values = read_losses(pending)
+        first = step - len(pending) + 1
+        pending.clear()
+        for i, lv in enumerate(values):
+            if not math.isfinite(lv):
+                raise UserError(
+                    f"{name}: training loss became {lv} at step {first + i}; "
+                    "lower the learning rate"
+                )
+            ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        if at_log:
             dt = time.perf_counter() - t_log
             _log(
                 f"{name}: step {step}/{total_steps} loss {ema:.3f} lr {lr:.2e} "
@@ -570,15 +613,16 @@ def train_model(
                 logfile,
             )
             t_log = time.perf_counter()
-        if step in ckpt_steps or step % resume_every == 0 or step == total_steps:
+        if at_ckpt:
             heldout = evaluate(model, windows)  # no randomness: the run is unchanged by it
             curve.append({"tokens": step * tokens_per_step, "heldout_loss": heldout})
             if step in ckpt_steps:
                 published.append(publish(ema, heldout))
             save_state()
-        if stop_after is not None and steps_this_call >= stop_after and step < total_steps:
+        if stopping and step < total_steps:
             save_state()
             raise KeyboardInterrupt(f"{name}: stopped after {steps_this_call} steps")
+        t_seg = time.perf_counter()
     return RunResult(
         name, published, step, step * tokens_per_step / max(train_time, 1e-9), train_time
     )

@@ -200,3 +200,56 @@ def test_member_lr_replaces_the_width_rule_for_that_member():
     base = recipe_from(None)
     assert member_hash(r, "ftlm-6", member_shape(6)) == member_hash(base, "ftlm-6", member_shape(6))
     assert member_hash(r, "ftlm-5", member_shape(5)) != member_hash(base, "ftlm-5", member_shape(5))
+
+
+def test_reading_losses_in_bulk_changes_nothing(one, tmp_path, corpus, tokenizer, monkeypatch):
+    """The CUDA policy (losses read every log_every steps, one host sync each) gives the CPU
+    policy's weights, train loss (EMA) and held-out losses, bit for bit."""
+    import torch
+
+    from ftscale.models import pretrain as pt
+
+    assert pt.loss_read_every(torch.device("cpu"), 50) == 1
+    assert pt.loss_read_every(torch.device("cuda"), 50) == 50
+    # 32 steps; held-out evaluation (and a read) every 1/8 = 4 steps, a log line every 8
+    recipe = one(tokens=32 * 4 * 32, log_every=8)
+    pretrain_family(tmp_path / "each", recipe, corpus=corpus, tokenizer=tokenizer)
+    reads = []
+    real_read = pt.read_losses
+
+    def counted_read(losses):
+        reads.append(len(losses))
+        return real_read(losses)
+
+    monkeypatch.setattr(pt, "loss_read_every", lambda device, every: every)
+    monkeypatch.setattr(pt, "read_losses", counted_read)
+    pretrain_family(tmp_path / "bulk", recipe, corpus=corpus, tokenizer=tokenizer)
+    assert reads == [4] * 8
+    names = sorted(p.name for p in (tmp_path / "each").glob("tiny-2*"))
+    assert len(names) == 4  # three intermediate checkpoints and the final one
+    for name in names:
+        a, b = _meta(tmp_path / "each" / name), _meta(tmp_path / "bulk" / name)
+        assert a["weights_sha256"] == b["weights_sha256"], name
+        assert (a["train_loss"], a["heldout_loss"]) == (b["train_loss"], b["heldout_loss"])
+
+
+def test_a_nan_read_in_bulk_names_its_own_step(one, tmp_path, corpus, tokenizer, monkeypatch):
+    import torch.nn.functional as F
+
+    from ftscale.models import pretrain as pt
+
+    real = F.cross_entropy
+    calls = {"train": 0}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if kwargs.get("reduction", "mean") == "mean":  # training steps (evaluation sums)
+            calls["train"] += 1
+            if calls["train"] == 3:
+                return out * float("nan")
+        return out
+
+    monkeypatch.setattr(pt, "loss_read_every", lambda device, every: 8)
+    monkeypatch.setattr(F, "cross_entropy", poisoned)
+    with pytest.raises(UserError, match="at step 3; lower the learning rate"):
+        pretrain_family(tmp_path / "f", one(), corpus=corpus, tokenizer=tokenizer)
