@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("fits", metavar="FITS.json")
     p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
     p.add_argument("--at", help="factor values X1,X2,... (required for two-factor laws)")
-    p.add_argument("--range", default="1e2,1e12", help="LO,HI data-size range (examples)")
+    p.add_argument("--range", default="1,1e12", help="LO,HI data-size range (examples)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                     "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
                     "-" if p_cross is None else f"{p_cross:.2f}",
                     ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
-                    "-" if cf is None else f"H={fmt_num(cf['H'])} gamma={fmt_num(cf['gamma'])}",
+                    "-" if cf is None else f"H={_h(cf)} gamma={fmt_num(cf['gamma'])}",
                 ]
             )
     print_rows(
@@ -70,3 +70,12 @@ def run(args: argparse.Namespace) -> int:
         rows,
     )
     return 0
+
+
+def _h(cf: dict) -> str:
+    """H of the closed form, or 10^k when H is beyond a float's range."""
+    if cf.get("H") is None and cf.get("log10_H") is not None:
+        return f"10^{cf['log10_H']:.0f}"
+    from ftscale.cli._laws_common import fmt_num
+
+    return fmt_num(cf.get("H"))

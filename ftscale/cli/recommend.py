@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         help="cost column to minimise (default: train_seconds, flops, "
         "peak_mem_bytes, trainable_params, the first every method has)",
     )
-    p.add_argument("--range", default="1e2,1e12", help="LO,HI data-size range for ranking flips")
+    p.add_argument("--range", default="1,1e12", help="LO,HI data-size range for ranking flips")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -20,7 +20,9 @@ import scipy.optimize
 from ftscale.errors import UserError
 from ftscale.laws.base import ScalingLaw
 
-DEFAULT_RANGE = (1e2, 1e12)
+#: Data sizes (examples) searched for crossings: from one example (a crossing below that means
+#: nothing) to 1e12. Crossings far outside a study's own data sizes are extrapolations.
+DEFAULT_RANGE = (1.0, 1e12)
 #: Level of the bootstrap interval of the critical data size.
 DEFAULT_LEVEL = 0.95
 
@@ -61,20 +63,26 @@ def crossings(
     return out
 
 
-def closed_form(params1: dict[str, float], params2: dict[str, float]) -> dict[str, float] | None:
-    """H and gamma of D_c = H * X^gamma for two multiplicative laws (exact when E1 = E2).
+def closed_form(
+    params1: dict[str, float], params2: dict[str, float]
+) -> dict[str, float | None] | None:
+    """H and gamma of D_c = H * X^gamma for two multiplicative laws (exact when E1 = E2), and
+    ``log10_H``.
 
-    Returns None when the laws are not multiplicative or beta1 = beta2 (no crossing in D).
+    H is computed in log space: with nearly equal betas (1 / (beta1 - beta2) in the hundreds)
+    it over- or underflows a float, and is then None while ``log10_H`` still says how far out
+    it lies. Returns None when the laws are not multiplicative or beta1 = beta2.
     """
     need = {"A", "alpha", "beta", "E"}
     if not (need <= set(params1) and need <= set(params2)) or "B" in params1 or "B" in params2:
         return None
     db = params1["beta"] - params2["beta"]
-    if db == 0:
+    if db == 0 or not (params1["A"] > 0 and params2["A"] > 0):
         return None
-    H = (params1["A"] / params2["A"]) ** (1.0 / db)
+    log_h = (np.log(params1["A"]) - np.log(params2["A"])) / db
     gamma = (params2["alpha"] - params1["alpha"]) / db
-    return {"H": float(H), "gamma": float(gamma)}
+    h = float(np.exp(log_h)) if abs(log_h) < 700 else None  # exp(709) is the float limit
+    return {"H": h, "log10_H": float(log_h / np.log(10)), "gamma": float(gamma)}
 
 
 def _free_draws(law: ScalingLaw, draws: np.ndarray) -> np.ndarray:

@@ -86,6 +86,7 @@ def recommend(
         "ranking": rows,
         "best": rows[0]["method"],
         "flips": flips,
+        "flip_range": [float(lo), float(hi)],
         "flip_data_size": None if nearest is None else nearest["data_size"],
         "tolerance": tolerance,
         "cost_column": None,

@@ -117,7 +117,7 @@ def render_markdown(
             [
                 r["task"],
                 r["pair"],
-                _fmt(r["H"]),
+                _fmt_h(r),
                 _fmt(r["gamma"]),
                 "; ".join(
                     f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}" for x, d in r["numeric"]
@@ -171,6 +171,13 @@ def render_markdown(
 
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def _fmt_h(row: dict[str, Any]) -> str:
+    """H of the closed form, or 10^k when H is beyond a float's range."""
+    if row.get("H") is None and row.get("log10_H") is not None:
+        return f"10^{row['log10_H']:.0f}"
+    return _fmt(row.get("H"))
 
 
 def render_html(markdown: str, folder: Path) -> str:

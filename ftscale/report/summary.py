@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.laws.critical import DEFAULT_RANGE
 from ftscale.report.figures import method_label
 
 _FACTOR_WORD = {
@@ -68,6 +69,7 @@ def critical_closed_form_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "task": c["task"],
                 "pair": f"{method_label(c['methods'][0])} vs {method_label(c['methods'][1])}",
                 "H": cf.get("H"),
+                "log10_H": cf.get("log10_H"),
                 "gamma": cf.get("gamma"),
                 "numeric": [(p["x"], p["critical_data_size"]) for p in c["points"]],
             }
@@ -180,10 +182,12 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
     for rec in doc.get("recommendations", []):
         x = rec.get(factor)
         flips = rec.get("flips", [])
+        lo, hi = rec.get("flip_range") or DEFAULT_RANGE
         where = f"{rec['task']} at {word} {x:.3g}"
         if not flips:
             out.append(
-                f"{where}: {method_label(rec['best'])} is predicted best at every data size from 1e2 to 1e12 examples."
+                f"{where}: {method_label(rec['best'])} is predicted best at every data size from "
+                f"{lo:.3g} to {hi:.3g} examples."
             )
         else:
             parts = [

@@ -1,5 +1,7 @@
 """Critical data size: closed form vs numeric roots, the paper's gamma, double crossings."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,27 @@ def test_bootstrap_interval_covers_the_true_critical_size():
     assert lo <= res["critical_data_size"] <= hi
     assert hi / lo < 3  # informative, not the whole range
     assert res["p_crossing"] >= 0.95 and res["n_draws"] == 200
+
+
+def test_closed_form_with_nearly_equal_betas_does_not_overflow():
+    """The demo's FMT vs prompt fits: A1/A2 ~ 1.3e-7 and beta1 - beta2 = -0.009 put H at
+    ~10^767, past a float; H is then None and log10_H says where it lies."""
+    p1 = {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": 0.0}
+    p2 = {"A": 1.13e8, "alpha": 1.564, "beta": 0.051, "E": 4.649}
+    cf = closed_form(p1, p2)
+    assert cf["H"] is None
+    assert cf["log10_H"] == pytest.approx(math.log10(14.9 / 1.13e8) / (0.042 - 0.051))
+    assert cf["gamma"] == pytest.approx((1.564 - 0.079) / (0.042 - 0.051))
+    small = closed_form({**p1, "beta": 0.142}, p2)  # an ordinary pair: H is a number
+    assert small["H"] == pytest.approx(10 ** small["log10_H"])
+
+
+def test_crossings_are_searched_from_one_example():
+    """A crossing below 100 examples (the old lower bound) is found: miniature studies have
+    their data there."""
+    law1 = law({"A": 2.0, "beta": 0.5, "E": 1.0}, "power")  # steeper, starts higher
+    law2 = law({"A": 1.0, "beta": 0.1, "E": 1.2}, "power")
+    found = critical_data_size(law1, law2, None)
+    d = found["critical_data_size"]
+    assert d is not None and 1 < d < 100
+    assert law1.predict(None, d) == pytest.approx(law2.predict(None, d))
