@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lrs", nargs="*", type=float, default=None, help="override the grid")
     p.add_argument("--data-size", type=int, default=1000)
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                         data_size=args.data_size,
                         seed=args.seed,
                         steps=args.steps,
+                        batch_size=args.batch_size,
                         lr=lr,
                         decode_examples=0,
                     )
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     if args.json:
-        json.dump({"task": args.task, "data_size": args.data_size, "rows": rows}, sys.stdout)
+        meta = {"task": args.task, "data_size": args.data_size, "steps": args.steps}
+        json.dump({**meta, "batch_size": args.batch_size, "rows": rows}, sys.stdout)
         sys.stdout.write("\n")
     else:
         for r in rows:

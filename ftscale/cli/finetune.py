@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200)")
     budget.add_argument("--epochs", type=float, default=None, help="passes over the data")
+    p.add_argument("--min-steps", type=int, default=None, help="clamp an epoch budget from below")
+    p.add_argument("--max-steps", type=int, default=None, help="clamp an epoch budget from above")
     p.add_argument("--batch-size", type=int, default=16, help="examples per step")
     p.add_argument("--max-length", type=int, default=256, help="tokens per example")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default per method)")
@@ -55,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         prompt_length=args.prompt_length,
         steps=args.steps,
         epochs=args.epochs,
+        min_steps=args.min_steps,
+        max_steps=args.max_steps,
         batch_size=args.batch_size,
         max_length=args.max_length,
         lr=args.lr,

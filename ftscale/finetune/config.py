@@ -17,7 +17,9 @@ class FinetuneConfig:
     """One run. Sizes in examples/tokens/steps; ``lr`` None means the method's measured default.
 
     Budget: ``steps`` optimiser steps, or ``epochs`` passes over the ``data_size`` examples
-    (fractional allowed); neither given means ``DEFAULT_STEPS``. Early stopping ends a run after
+    (fractional allowed), optionally clamped to [``min_steps``, ``max_steps``] (so tiny subsets
+    still get enough steps to reach their best dev loss and huge ones a bounded cost); neither
+    given means ``DEFAULT_STEPS``. Early stopping ends a run after
     ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss.
     Evaluation uses fixed samples, the first ``dev_examples`` of dev and ``test_examples`` of test;
     greedy decoding for BLEU/chrF/ROUGE-L uses the first ``decode_examples`` test examples.
@@ -32,6 +34,8 @@ class FinetuneConfig:
     prompt_length: int | None = None  # soft prompt length (default 100)
     steps: int | None = None
     epochs: float | None = None
+    min_steps: int | None = None  # clamps an epoch budget from below (epochs only)
+    max_steps: int | None = None  # clamps an epoch budget from above (epochs only)
     batch_size: int = 16  # examples per step
     max_length: int = 256  # tokens per example (prompt + target), longer ones are truncated
     lr: float | None = None
@@ -97,6 +101,22 @@ def validate(config: FinetuneConfig) -> None:
         raise UserError(f"steps must be positive, got {config.steps}")
     if config.epochs is not None and not (config.epochs > 0 and math.isfinite(config.epochs)):
         raise UserError(f"epochs must be positive, got {config.epochs}")
+    for name in ("min_steps", "max_steps"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise UserError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+        if config.epochs is None:
+            raise UserError(f"{name.replace('_', ' ')} clamps an epoch budget: give epochs too")
+    if (
+        config.min_steps is not None
+        and config.max_steps is not None
+        and config.min_steps > config.max_steps
+    ):
+        raise UserError(
+            f"min steps ({config.min_steps}) cannot exceed max steps ({config.max_steps})"
+        )
     if config.lr is not None and not (0 < config.lr <= MAX_LR):
         raise UserError(f"learning rate must lie in (0, {MAX_LR}], got {config.lr}")
     if config.optimizer not in ("adamw", "adafactor"):
@@ -127,5 +147,10 @@ def budget_steps(config: FinetuneConfig) -> int:
     if config.steps is not None:
         return config.steps
     if config.epochs is not None:
-        return max(1, math.ceil(config.epochs * config.data_size / config.batch_size))
+        steps = max(1, math.ceil(config.epochs * config.data_size / config.batch_size))
+        if config.min_steps is not None:
+            steps = max(steps, config.min_steps)
+        if config.max_steps is not None:
+            steps = min(steps, config.max_steps)
+        return steps
     return DEFAULT_STEPS
