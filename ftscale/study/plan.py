@@ -16,7 +16,7 @@ from ftscale import __version__
 from ftscale.study.spec import PET_METHODS, Study
 
 #: Bump when a change to the finetuning engine changes results, so old stored runs are not reused.
-RESULTS_VERSION = f"{__version__}+r1"
+RESULTS_VERSION = f"{__version__}+r2"  # r2: default learning rates re-measured
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class FullTuning(Method):
     name = "fmt"
-    default_lr = 1e-2  # measured on the family: docs/finetune.md
+    default_lr = 1e-3  # measured on the family: docs/finetune.md
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         params = list(model.parameters())  # tied embeddings appear once

@@ -15,7 +15,7 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class PromptTuning(Method):
     name = "prompt"
-    default_lr = 3e-2  # measured on the family: docs/finetune.md
+    default_lr = 1e-1  # measured on the family: docs/finetune.md
     pet_size_field = "prompt_length"
     default_pet_size = 100  # the paper's default prompt length
 

@@ -1,0 +1,76 @@
+"""The demo study's protocol (docs/study.md, "The demo's protocol") and the budget keys in studies."""
+
+import copy
+import re
+
+import pytest
+
+from ftscale.errors import UserError
+from ftscale.finetune.config import FinetuneConfig, budget_steps
+from ftscale.study.demo import demo_study_path
+from ftscale.study.spec import load_study, parse_study
+from ftscale.study.testing import simulated_study
+
+
+def _with(mutate):
+    d = copy.deepcopy(simulated_study())
+    mutate(d)
+    return d
+
+
+def test_study_accepts_an_epoch_budget_with_clamps():
+    def mutate(d):
+        d["training"] = {"epochs": 4, "min_steps": 32, "max_steps": 400, "fmt": {"epochs": 3}}
+
+    study = parse_study(_with(mutate))
+    assert study.training_for("fmt") == {"epochs": 3, "min_steps": 32, "max_steps": 400}
+    assert study.training_for("lora")["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("training", "where"),
+    [
+        ({"steps": 10, "min_steps": 32}, "training (fmt)"),
+        ({"epochs": 4, "min_steps": 64, "max_steps": 32}, "training (fmt)"),
+        ({"epochs": 4, "lora": {"max_steps": 0}}, "training (lora)"),
+        ({"epochs": 4, "min_steps": "few"}, "training.min_steps"),
+    ],
+)
+def test_study_rejects_bad_clamps(training, where):
+    with pytest.raises(UserError, match=re.escape(where)):
+        parse_study(_with(lambda d: d.update(training=training)))
+
+
+def test_demo_follows_the_miniature_guidance():
+    study = load_study(demo_study_path())
+    assert len(study.models) >= 4 and len(study.seeds) >= 2
+    assert {"model_size", "data_size"} <= set(study.fit.holdout_largest)
+    sizes = study.data_sizes
+    for method in study.methods:
+        assert len(sizes[method]) >= 4
+        assert max(sizes[method]) / min(sizes[method]) >= 32  # >= 1.5 orders of magnitude
+    for pet in ("lora", "prompt"):
+        assert min(sizes[pet]) < min(sizes["fmt"])  # PET's range starts lower, as in the paper
+
+
+def test_demo_budget_trains_every_size_for_epochs():
+    """Each size gets an epoch budget (not a fixed step count), so the largest subset is seen
+    several times and the smallest still gets enough steps to reach its best dev loss."""
+    study = load_study(demo_study_path())
+    for method in study.methods:
+        training = study.training_for(method)
+        assert "steps" not in training and training["epochs"] >= 3
+        assert training["patience"] > 0 and training["eval_every"] > 0
+        budgets = {}
+        for size in study.data_sizes[method]:
+            cfg = FinetuneConfig(
+                model=study.models[0],
+                task=study.tasks[0],
+                method=method,
+                data_size=size,
+                **training,
+            )
+            budgets[size] = budget_steps(cfg)
+        largest = max(budgets)
+        assert budgets[largest] * training["batch_size"] >= 3 * largest  # >= 3 epochs
+        assert min(budgets.values()) >= 3 * training["eval_every"]  # room to stop early
