@@ -169,6 +169,16 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
         losses = [p["loss"] for p in doc["points"] if p["task"] == task]
         spread = (max(losses) - min(losses)) if losses else 0.0
         for m, f in sorted(tm.items()):
+            # A floor E fitted to ~0 (under 1% of the lowest loss seen): the runs show no floor,
+            # the law is then a pure power law and extrapolates without one.
+            e = f["params"].get("E")
+            own = [p["loss"] for p in doc["points"] if p["task"] == task and p["method"] == m]
+            if e is not None and own and not f.get("at_bound") and e < 0.01 * min(own):
+                out.append(
+                    f"{task}, {method_label(m)}: the fitted floor E is ~0 ({e:.2g} nats/token): "
+                    "these runs show no floor, so the law extrapolates as a pure power law and "
+                    "its E says nothing about the irreducible loss."
+                )
             if not f["converged"]:
                 out.append(
                     f"{task}, {method_label(m)}: the fit did not converge; treat its parameters with caution."

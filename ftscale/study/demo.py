@@ -133,6 +133,7 @@ def format_demo(result: dict[str, Any]) -> str:
             f"{b:>9} {p['beta']:7.3f} {p['E']:7.3f} {f['delta_e']:8.4f} {dh:>8}"
             + ("" if f["converged"] else "  (fit did not converge)")
             + (f"  (at the search bound: {', '.join(f['at_bound'])})" if f.get("at_bound") else "")
+            + ("  (E ~ 0: no floor in these runs)" if 0 <= p["E"] < 1e-3 else "")
         )
     lines += ["", "Critical finetuning data size (examples) between methods, by model size:"]
     for c in result["critical"]:

@@ -118,3 +118,33 @@ def test_a_fit_at_the_search_bound_is_flagged_not_interpreted():
     text = " ".join(findings(doc))
     assert "edge of its search range (A)" in text
     assert "scaling model size lowers the loss faster" not in text
+
+
+def test_a_floor_fitted_to_zero_is_flagged():
+    """The demo's FMT fit: E ~ 1.5e-9 against losses of ~3.6-4.9 nats/token."""
+
+    def fit(method, e):
+        return {
+            "group": {"task": "t", "method": method},
+            "law": "multiplicative",
+            "factor": "model_size",
+            "params": {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": e},
+            "at_bound": [],
+            "converged": True,
+            "delta_h": 0.01,
+        }
+
+    points = [
+        {"task": "t", "method": m, "loss": loss, "model_size": 1e5, "data_size": d}
+        for m in ("fmt", "lora")
+        for d, loss in ((25, 4.9), (800, 3.6))
+    ]
+    doc = {
+        "factor": "model_size",
+        "fits": [fit("fmt", 1.5e-9), fit("lora", 3.25)],
+        "points": points,
+        "recommendations": [],
+    }
+    text = findings(doc)
+    flagged = [s for s in text if "fitted floor E is ~0" in s]
+    assert len(flagged) == 1 and flagged[0].startswith("t, FMT")

@@ -74,3 +74,35 @@ def test_demo_budget_trains_every_size_for_epochs():
         largest = max(budgets)
         assert budgets[largest] * training["batch_size"] >= 3 * largest  # >= 3 epochs
         assert min(budgets.values()) >= 3 * training["eval_every"]  # room to stop early
+
+
+def test_demo_table_says_when_a_floor_fits_to_zero():
+    from ftscale.study.demo import format_demo
+
+    def fit(method, e):
+        return {
+            "group": {"task": "t", "method": method},
+            "law": "multiplicative",
+            "params": {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": e},
+            "delta_e": 0.02,
+            "delta_h": 0.1,
+            "converged": True,
+            "at_bound": [],
+        }
+
+    result = {
+        "study": "demo",
+        "store": "s.db",
+        "report": "r.html",
+        "fits_file": "fits.json",
+        "runs": {"planned": 2, "ran_now": 2, "done": 2, "failed": 0, "diverged": 0},
+        "seconds": 1.0,
+        "fits": [fit("fmt", 1.5e-9), fit("lora", 3.25)],
+        "critical": [],
+        "recommendation": None,
+        "notes": [],
+    }
+    lines = format_demo(result).splitlines()
+    [fmt_line] = [ln for ln in lines if ln.strip().startswith("FMT")]
+    [lora_line] = [ln for ln in lines if ln.strip().startswith("LoRA")]
+    assert "E ~ 0: no floor" in fmt_line and "E ~ 0" not in lora_line
