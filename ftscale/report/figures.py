@@ -164,9 +164,11 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     any_point = False
+    all_ys: list[float] = []
     for c in pairs:
         xs = [p["x"] for p in c["points"] if p["critical_data_size"] is not None]
         ys = [p["critical_data_size"] for p in c["points"] if p["critical_data_size"] is not None]
+        all_ys += ys
         label = f"{method_label(c['methods'][0])} vs {method_label(c['methods'][1])}"
         style = dict(
             color=method_colour(c["methods"][0]),
@@ -179,7 +181,9 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
         else:
             ax.plot([], [], "o-", label=f"{label}: no crossing in range", **style)
     ax.set_xscale("log")
-    if any_point:
+    # a log axis where the sizes span a decade or more; under a decade a log axis labels only
+    # the ticks below 10 (or none at all), so the axis stays linear there
+    if any_point and max(all_ys) >= 10 * min(all_ys):
         ax.set_yscale("log")
         ticker = plt.matplotlib.ticker
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
