@@ -25,6 +25,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.laws.critical import format_h
     from ftscale.laws.methods import critical_pairs
 
     rng = parse_floats(args.range, "--range")
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                     "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
                     "-" if p_cross is None else f"{p_cross:.2f}",
                     ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
-                    "-" if cf is None else f"H={_h(cf)} gamma={fmt_num(cf['gamma'])}",
+                    "-" if cf is None else f"H={format_h(cf)} gamma={fmt_num(cf['gamma'])}",
                 ]
             )
     print_rows(
@@ -70,12 +71,3 @@ def run(args: argparse.Namespace) -> int:
         rows,
     )
     return 0
-
-
-def _h(cf: dict) -> str:
-    """H of the closed form, or 10^k when H is beyond a float's range."""
-    if cf.get("H") is None and cf.get("log10_H") is not None:
-        return f"10^{cf['log10_H']:.0f}"
-    from ftscale.cli._laws_common import fmt_num
-
-    return fmt_num(cf.get("H"))

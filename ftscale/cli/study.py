@@ -116,6 +116,7 @@ def _plan(args: argparse.Namespace) -> int:
     ]
     todo = [row for row in rows if row["status"] not in ("done", "failed", "diverged")]
     remaining = sum(row["est_seconds"] or 0.0 for row in todo)
+    unknown = sum(row["est_seconds"] is None for row in todo)
     out = {
         "study": study.name,
         "store": str(store_path),
@@ -125,7 +126,7 @@ def _plan(args: argparse.Namespace) -> int:
         "estimate": {
             "total_seconds": est["total_seconds"],
             "remaining_seconds": remaining,
-            "runs_not_estimated": sum(row["est_seconds"] is None for row in todo),
+            "runs_not_estimated": unknown,
             "startup_seconds_per_worker": startup,
             "basis": est["basis"],
         },
@@ -144,7 +145,6 @@ def _plan(args: argparse.Namespace) -> int:
             f"{row['data_size']:>8} {row['seed']:>4}  {row['status']:8} {est_s:>7}"
         )
     workers = _default_workers()
-    unknown = sum(row["est_seconds"] is None for row in todo)
     if todo and unknown == len(todo):
         print(f"estimated: unknown (run with --probe to measure); basis: {est['basis']}")
         return 0

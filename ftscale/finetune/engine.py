@@ -209,10 +209,9 @@ class Runner:
         self.prefix = adapted.prefix
         self.device = device
         self.embed = self.model.get_input_embeddings()
-        self.bf16 = autocast_bf16(device, precision)
         self.autocast = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
-            if self.bf16
+            if autocast_bf16(device, precision)
             else contextlib.nullcontext
         )
         self.decoder, self.head = self._split_head()
@@ -234,6 +233,26 @@ class Runner:
         # sync per step on CUDA). With an empty cache it takes the causal fast path unread.
         self.empty_cache = self._empty_cache_works()
 
+    def _probe_ids(self, n: int, rows: int) -> Any:
+        """Token ids [rows, n] (1..n, within the vocabulary) for the one-off checks."""
+        import torch
+
+        ids = torch.arange(1, n + 1, device=self.device).remainder(self.embed.num_embeddings)
+        return ids[None].expand(rows, -1)
+
+    @contextlib.contextmanager
+    def _eval_no_grad(self) -> Iterator[None]:
+        """The model in eval mode without gradients, its training flag restored after."""
+        import torch
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.model.train(was_training)
+
     def _split_head(self) -> tuple[Any, Any]:
         import torch
 
@@ -244,13 +263,10 @@ class Runner:
         decoder = get_dec()
         if decoder is None or decoder is self.model:
             return None, None
-        ids = torch.arange(1, 6, device=self.device).remainder(self.embed.num_embeddings)[None]
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
+        ids = self._probe_ids(5, 1)
+        with self._eval_no_grad():
             full = self.model(input_ids=ids, use_cache=False).logits.float()
             split = head(decoder(input_ids=ids, use_cache=False).last_hidden_state).float()
-        self.model.train(was_training)
         if full.shape == split.shape and torch.allclose(full, split, rtol=1e-4, atol=1e-4):
             return decoder, head
         return None, None
@@ -259,12 +275,9 @@ class Runner:
         """Check once that running the prefix separately reproduces the concatenated forward."""
         import torch
 
-        ids = torch.arange(1, 4, device=self.device).remainder(self.embed.num_embeddings)
-        ids = ids[None].expand(2, -1)
-        was_training = self.model.training
-        self.model.eval()
+        ids = self._probe_ids(3, 2)
         try:
-            with torch.no_grad():
+            with self._eval_no_grad():
                 emb = self.embed(ids)
                 p = self.prefix.shape[0]
                 cat = torch.cat([self.prefix.to(emb.dtype)[None].expand(2, -1, -1), emb], 1)
@@ -273,7 +286,6 @@ class Runner:
             ok = ref.shape == got.shape and torch.allclose(ref, got, rtol=1e-4, atol=1e-4)
         except Exception:  # noqa: BLE001 - a cache API this transformers lacks: concatenate
             ok = False
-        self.model.train(was_training)
         return bool(ok)
 
     def _text_hidden_with_prefix_cache(self, decoder: Any, emb: Any) -> Any:
@@ -303,21 +315,17 @@ class Runner:
         import torch
 
         target = self.decoder if self.decoder is not None else self.model
-        ids = torch.arange(1, 6, device=self.device).remainder(self.embed.num_embeddings)
-        ids = ids[None].expand(2, -1)
-        was_training = self.model.training
-        self.model.eval()
+        ids = self._probe_ids(5, 2)
         try:
             from transformers import DynamicCache
 
-            with torch.no_grad():
+            with self._eval_no_grad():
                 emb = self._inputs_embeds(ids)
                 ref = target(inputs_embeds=emb, use_cache=False)[0]
                 got = target(inputs_embeds=emb, use_cache=True, **{self.cache_kw: DynamicCache()})
             ok = ref.shape == got[0].shape and torch.allclose(ref, got[0], rtol=1e-5, atol=1e-5)
         except Exception:  # noqa: BLE001 - a model or transformers without this cache API
             ok = False
-        self.model.train(was_training)
         return bool(ok)
 
     def _inputs_embeds(self, input_ids: Any) -> Any:
@@ -848,8 +856,6 @@ def run_finetune(
     data_hash = task.data_hash("train") if hasattr(task, "data_hash") else None
     cfg = config.to_dict()
     key_src = {k: v for k, v in cfg.items() if k not in ("device", "threads", "compile")}
-    if key_src.get("precision") == "auto":  # keys from before the option existed stay the same
-        del key_src["precision"]
     record.update(
         lr=lr,
         device=str(device),

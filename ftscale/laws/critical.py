@@ -85,6 +85,15 @@ def closed_form(
     return {"H": h, "log10_H": float(log_h / np.log(10)), "gamma": float(gamma)}
 
 
+def format_h(cf: dict | None) -> str:
+    """H of a :func:`closed_form` result as text: "10^k" where H is beyond a float, "-" where
+    there is none."""
+    cf = cf or {}
+    if cf.get("H") is None and cf.get("log10_H") is not None:
+        return f"10^{cf['log10_H']:.0f}"
+    return "-" if cf.get("H") is None else f"{cf['H']:.4g}"
+
+
 def _free_draws(law: ScalingLaw, draws: np.ndarray) -> np.ndarray:
     """Bootstrap draws (R, P) of public parameters -> free parameter vectors (R, P)."""
     return np.stack([law.to_free(dict(zip(law.param_names, row, strict=True))) for row in draws])

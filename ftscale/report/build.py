@@ -11,6 +11,7 @@ from typing import Any
 
 from ftscale.cli._common import to_json_text
 from ftscale.fsutil import atomic_dir, atomic_write
+from ftscale.laws.critical import format_h
 from ftscale.report import figures
 from ftscale.report.summary import (
     correlation_table,
@@ -117,7 +118,7 @@ def render_markdown(
             [
                 r["task"],
                 r["pair"],
-                _fmt_h(r),
+                format_h(r),
                 _fmt(r["gamma"]),
                 "; ".join(
                     f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}" for x, d in r["numeric"]
@@ -171,13 +172,6 @@ def render_markdown(
 
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
-
-
-def _fmt_h(row: dict[str, Any]) -> str:
-    """H of the closed form, or 10^k when H is beyond a float's range."""
-    if row.get("H") is None and row.get("log10_H") is not None:
-        return f"10^{row['log10_H']:.0f}"
-    return _fmt(row.get("H"))
 
 
 def render_html(markdown: str, folder: Path) -> str:

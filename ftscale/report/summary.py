@@ -98,6 +98,20 @@ def correlation_table(results) -> list[dict[str, Any]]:
     return rows
 
 
+def floor_vanishes(fit: dict[str, Any], points: list[dict[str, Any]]) -> bool:
+    """Whether a fitted law's floor E came out ~0: under 1% of the lowest loss (nats/token) its
+    (task, method) reached. The runs then show no floor; the law is a pure power law that
+    extrapolates without one, and its E says nothing about the irreducible loss."""
+    e = fit["params"].get("E")
+    group = fit["group"]
+    own = [
+        p["loss"]
+        for p in points
+        if p["task"] == group.get("task") and p["method"] == group.get("method")
+    ]
+    return e is not None and bool(own) and not fit.get("at_bound") and e < 0.01 * min(own)
+
+
 def findings(doc: dict[str, Any], results=None) -> list[str]:
     """Plain sentences computed from the fits."""
     out: list[str] = []
@@ -169,11 +183,8 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
         losses = [p["loss"] for p in doc["points"] if p["task"] == task]
         spread = (max(losses) - min(losses)) if losses else 0.0
         for m, f in sorted(tm.items()):
-            # A floor E fitted to ~0 (under 1% of the lowest loss seen): the runs show no floor,
-            # the law is then a pure power law and extrapolates without one.
-            e = f["params"].get("E")
-            own = [p["loss"] for p in doc["points"] if p["task"] == task and p["method"] == m]
-            if e is not None and own and not f.get("at_bound") and e < 0.01 * min(own):
+            if floor_vanishes(f, doc["points"]):
+                e = f["params"]["E"]
                 out.append(
                     f"{task}, {method_label(m)}: the fitted floor E is ~0 ({e:.2g} nats/token): "
                     "these runs show no floor, so the law extrapolates as a pure power law and "

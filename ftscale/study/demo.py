@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ftscale.report.figures import method_label
+from ftscale.report.summary import floor_vanishes
 from ftscale.study.spec import Study, load_study
 
 DEMO_STUDY = "demo.toml"
@@ -84,8 +85,12 @@ def run_demo(
         "seconds": summary.seconds,
         "fits": [
             {
-                k: f.get(k)
-                for k in ("group", "law", "params", "delta_e", "delta_h", "converged", "at_bound")
+                **{
+                    k: f.get(k)
+                    for k in ("group", "law", "params", "delta_e", "delta_h", "converged")
+                },
+                "at_bound": f.get("at_bound"),
+                "no_floor": floor_vanishes(f, doc["points"]),
             }
             for f in doc["fits"]
         ],
@@ -133,7 +138,7 @@ def format_demo(result: dict[str, Any]) -> str:
             f"{b:>9} {p['beta']:7.3f} {p['E']:7.3f} {f['delta_e']:8.4f} {dh:>8}"
             + ("" if f["converged"] else "  (fit did not converge)")
             + (f"  (at the search bound: {', '.join(f['at_bound'])})" if f.get("at_bound") else "")
-            + ("  (E ~ 0: no floor in these runs)" if 0 <= p["E"] < 1e-3 else "")
+            + ("  (E ~ 0: no floor in these runs)" if f.get("no_floor") else "")
         )
     lines += ["", "Critical finetuning data size (examples) between methods, by model size:"]
     for c in result["critical"]:

@@ -84,7 +84,8 @@ def probe_costs(
     specs: list[dict[str, Any]], steps: int = 6, progress: Any = None
 ) -> tuple[dict[tuple, dict[str, Any]], float]:
     """Time a short run of ``steps`` optimiser steps for each distinct :func:`probe_key` among
-    ``specs`` (on the smallest data size planned for it), with the study's own settings
+    ``specs`` (on a run with transfer evaluation if it has one, else on its smallest data
+    size), with the study's own settings
     otherwise: one dev evaluation, the test loss, greedy decoding and transfer evaluation as
     the study asks. Returns ``({key: {"steps", "seconds_by_phase", "transfer"}}, startup)``
     in seconds; ``startup`` is what a fresh worker process pays once before its first run
@@ -94,24 +95,21 @@ def probe_costs(
     from ftscale.finetune import run_finetune
     from ftscale.study.runfn import spec_to_config
 
+    def preference(spec: dict[str, Any]) -> tuple[bool, int]:
+        # a transfer-evaluating run if there is one (its extra cost is measured too), else the
+        # smallest data size
+        return bool(spec.get("training", {}).get("transfer")), -spec["data_size"]
+
     chosen: dict[tuple, dict[str, Any]] = {}
     for spec in specs:
         key = probe_key(spec)
-        best = chosen.get(key)
-        has_transfer = bool(spec.get("training", {}).get("transfer"))
-        # a transfer-evaluating run if there is one (its extra cost is measured too)
-        if best is None or (has_transfer, -spec["data_size"]) > (
-            bool(best.get("training", {}).get("transfer")),
-            -best["data_size"],
-        ):
+        if key not in chosen or preference(spec) > preference(chosen[key]):
             chosen[key] = spec
 
     def short(spec: dict[str, Any], n: int) -> Any:
         cfg = spec_to_config(spec)
-        cfg.steps, cfg.epochs, cfg.eval_every, cfg.patience = n, None, n, 0
-        for name in ("min_steps", "max_steps"):  # budget clamps, where the engine has them
-            if hasattr(cfg, name):
-                setattr(cfg, name, None)
+        cfg.steps, cfg.epochs, cfg.min_steps, cfg.max_steps = n, None, None, None
+        cfg.eval_every, cfg.patience = n, 0
         return cfg
 
     out: dict[tuple, dict[str, Any]] = {}

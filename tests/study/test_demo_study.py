@@ -77,10 +77,15 @@ def test_demo_budget_trains_every_size_for_epochs():
 
 
 def test_demo_table_says_when_a_floor_fits_to_zero():
+    from ftscale.report.summary import floor_vanishes
     from ftscale.study.demo import format_demo
 
+    points = [
+        {"task": "t", "method": m, "loss": loss} for m in ("fmt", "lora") for loss in (4.9, 3.6)
+    ]
+
     def fit(method, e):
-        return {
+        f = {
             "group": {"task": "t", "method": method},
             "law": "multiplicative",
             "params": {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": e},
@@ -89,6 +94,7 @@ def test_demo_table_says_when_a_floor_fits_to_zero():
             "converged": True,
             "at_bound": [],
         }
+        return {**f, "no_floor": floor_vanishes(f, points)}  # as the demo's result holds it
 
     result = {
         "study": "demo",
