@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,27 +34,72 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
         raise
 
 
+#: Written into every folder :func:`atomic_dir` builds with a ``kind``: the proof that a later
+#: write may replace the folder (ftscale never deletes a folder it cannot show it wrote).
+OUTPUT_MARKER = ".ftscale-output"
+
+
+def _replaceable(path: Path, kind: str | None, owned: Callable[[Path], bool] | None) -> bool:
+    """Whether the existing folder ``path`` may be replaced: empty, marked by ftscale as ``kind``,
+    or every entry in it accepted by ``owned`` (folders written before the marker existed)."""
+    entries = list(path.iterdir())
+    if not entries:
+        return True
+    marker = path / OUTPUT_MARKER
+    if kind is not None and marker.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if marker.read_text(encoding="utf-8").strip() == kind:
+                return True
+    return owned is not None and all(owned(e) for e in entries)
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike,
+    kind: str | None = None,
+    owned: Callable[[Path], bool] | None = None,
+) -> Iterator[Path]:
     """Build a directory under a temporary name beside ``path``, then rename it into place.
 
     Yields the temporary directory to fill. An existing ``path`` is replaced only after the new
-    one is complete.
+    one is complete, and only if ftscale can tell it wrote it: an empty folder, a folder holding
+    the :data:`OUTPUT_MARKER` of the same ``kind`` (written into every folder built with a
+    ``kind``), or one whose every entry ``owned`` accepts. Anything else (a user's folder, a
+    file) raises :class:`~ftscale.errors.UserError` before any work and is left untouched.
     """
     import shutil
 
+    from ftscale.errors import UserError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    if path.exists() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink():
+            raise UserError(
+                "output path exists and is not a folder; choose another path", path=str(path)
+            )
+        if not _replaceable(path, kind, owned):
+            raise UserError(
+                "output folder exists and holds files ftscale did not write; choose another "
+                "path or empty it (nothing was changed)",
+                path=str(path),
+            )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the output folder: {exc.strerror}", path=str(path)
+        ) from None
     try:
         yield tmp
+        if kind is not None:
+            (tmp / OUTPUT_MARKER).write_text(kind + "\n", encoding="utf-8")
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
+            # A fresh hidden name for the old folder: never one a user could own.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old)
+            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException:

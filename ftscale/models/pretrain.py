@@ -528,7 +528,7 @@ def train_model(
         tokens = step * tokens_per_step
         final = step == total_steps
         dest = out / (name if final else f"{name}@{format_tokens(tokens)}")
-        with atomic_dir(dest) as tmp:
+        with atomic_dir(dest, owned=lambda e: (e.parent / META_FILE).is_file()) as tmp:
             half = copy.deepcopy(model).to("cpu", torch.float16)
             half.save_pretrained(tmp, safe_serialization=True)
             for f in tok_dir.iterdir():

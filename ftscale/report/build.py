@@ -264,7 +264,7 @@ def build_report(
     transfer_lists = {r.run_key: (r.record or {}).get("transfer") for r in store.runs(keys)}
     results["transfer"] = results["run_key"].map(transfer_lists)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind="report", owned=_legacy_report_file) as tmp:
         figs: list[Path] = []
         tasks = sorted({p["task"] for p in doc["points"]})
         transfer = transfer_rows(results)
@@ -285,3 +285,11 @@ def build_report(
             fh.write(to_json_text(doc))
         results.drop(columns=["transfer"]).to_csv(tmp / "results.csv", index=False)
     return out_dir
+
+
+def _legacy_report_file(entry: Path) -> bool:
+    """A file that a report folder written before the output marker existed holds."""
+    return entry.is_file() and (
+        entry.name in ("report.md", "report.html", "fits.json", "results.csv")
+        or entry.suffix == ".png"
+    )

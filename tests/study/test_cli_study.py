@@ -76,3 +76,20 @@ def test_tiny_study_end_to_end(tmp_path):
     report = ftscale("report", str(TINY), "--store", db, "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "report" / "report.html").exists()
+    # A second report replaces the first (the folder carries ftscale's marker) ...
+    again = ftscale("report", str(TINY), "--store", db, "--out", str(tmp_path / "report"))
+    assert again.returncode == 0, again.stderr
+    # ... but a folder or file of the user's is never deleted or moved (issue 17, defect 1).
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "important.txt").write_text("keep")
+    (tmp_path / "afile").write_text("keep")
+    for out in (mine, tmp_path / "afile"):
+        bad = ftscale("report", str(TINY), "--store", db, "--out", str(out))
+        assert bad.returncode == 2 and bad.stderr.startswith("ftscale: error:"), bad.stderr
+        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert (mine / "important.txt").read_text() == "keep" and sorted(mine.iterdir()) == [
+        mine / "important.txt"
+    ]
+    assert (tmp_path / "afile").read_text() == "keep"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -382,7 +382,7 @@ def write_corpora(
     ``MANIFEST.json`` (sources with version and sha256; shipped files with counts and sha256).
     """
     files: dict[str, dict] = {}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, owned=lambda e: (e.parent / "MANIFEST.json").is_file()) as tmp:
         (tmp / "tasks").mkdir()
         (tmp / "pretrain").mkdir()
         (tmp / "LICENSES").mkdir()
