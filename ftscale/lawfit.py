@@ -126,46 +126,132 @@ def fit_table(path: str, **kwargs) -> dict[str, Any]:
     return fit_frame(tables.read_table(path), path=path, **kwargs)
 
 
-def read_curves(
-    path: str, *, id_col: str = "model", data: str = "data_size", target: str = "loss"
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Candidate curves for model selection: model -> (data sizes, mean losses).
+def _size_header(col: Any) -> float | None:
+    """The data size a wide table's column header names (examples), or None for a covariate."""
+    text = str(col).strip()
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if np.isfinite(v) and v >= 0 and v == int(v) and text.lstrip("+").isdigit() else None
 
-    Wide tables have one row per model and one column per data size (a header that is an
-    integer); other columns are ignored. Long tables have ``id_col``, ``data`` and ``target``.
+
+_SIZE_COLS = ("size", "model_size")
+_FAMILY_COLS = ("family",)
+
+
+def _covariates(row: pd.Series, cols: list, path: str) -> dict[str, Any]:
+    """``size`` / ``family`` and the other columns of one candidate's row."""
+    out: dict[str, Any] = {"meta": {}}
+    for c in cols:
+        v = row[c]
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        name = str(c).strip()
+        if name in _SIZE_COLS and "size" not in out:
+            num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+            if not (np.isfinite(num) and num > 0):
+                raise UserError(
+                    f"model size in column {name!r} must be a positive number, got {v!r}",
+                    path=path,
+                    line=int(row[tables.ROW]),
+                )
+            out["size"] = float(num)
+        elif name in _FAMILY_COLS:
+            out["family"] = str(v)
+        else:
+            out["meta"][name] = v.item() if hasattr(v, "item") else v
+    return out
+
+
+def read_candidates(
+    path: str, *, id_col: str = "model", data: str = "data_size", target: str = "loss"
+) -> list:
+    """Candidates for model selection (:class:`ftscale.laws.selection.Curve`), from a table.
+
+    Wide: one row per candidate, ``id_col`` its name; every column whose header is a
+    non-negative integer is a data size (examples) with losses (nats/token) as values, ``0``
+    being the zero-shot loss; an empty cell is a size not run; ``size`` (or ``model_size``) and
+    ``family`` are covariates and other columns metadata. Long: ``id_col``, ``data`` and
+    ``target`` (seeds averaged per size; ``data`` = 0 rows are the zero-shot loss), optional
+    ``model_size`` / ``family``.
     """
+    from ftscale.laws.selection import make_curve
+
     df = tables.read_table(path)
     if id_col not in df.columns:
-        raise UserError(f"missing column {id_col!r} (the model id; see --id-col)", path=path)
-    size_cols = [c for c in df.columns if str(c).strip().isdigit()]
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        cols = ", ".join(repr(str(c)) for c in df.columns if c != tables.ROW)
+        raise UserError(
+            f"missing column {id_col!r} (the candidate id; see --id-col); columns: {cols}",
+            path=path,
+        )
+    sizes = {c: _size_header(c) for c in df.columns if c not in (id_col, tables.ROW)}
+    size_cols = [c for c, v in sizes.items() if v is not None]
+    other = [c for c, v in sizes.items() if v is None]
+    out = []
+    seen: set[str] = set()
     if size_cols:
-        sizes = np.array([float(str(c).strip()) for c in size_cols])
-        if np.any(sizes <= 0):
-            raise UserError("data-size column headers must be positive integers", path=path)
         for _, row in df.iterrows():
-            vals = pd.to_numeric(row[size_cols], errors="coerce").to_numpy(dtype=float)
-            raw = row[size_cols].to_numpy()
-            for v, r, c in zip(vals, raw, size_cols, strict=True):
-                present = not (
-                    r is None or (isinstance(r, float) and np.isnan(r)) or str(r).strip() == ""
-                )
-                if present and not np.isfinite(v):
+            line = int(row[tables.ROW])
+            name = str(row[id_col]).strip()
+            if name in seen:
+                raise UserError(f"model {name!r} appears twice", path=path, line=line)
+            seen.add(name)
+            D, L, zero = [], [], None
+            for c in size_cols:
+                raw = row[c]
+                if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+                    continue
+                if isinstance(raw, str) and not raw.strip():
+                    continue
+                v = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
+                if not (np.isfinite(v) and v > 0):
                     raise UserError(
-                        f"loss in column {c!r} must be a finite number, got {r!r}",
+                        f"loss in column {str(c).strip()!r} must be a positive number, got {raw!r}",
                         path=path,
-                        line=int(row[tables.ROW]),
+                        line=line,
                     )
-            ok = np.isfinite(vals)
-            name = str(row[id_col])
-            if name in curves:
-                raise UserError(
-                    f"model {name!r} appears twice", path=path, line=int(row[tables.ROW])
-                )
-            curves[name] = (sizes[ok], vals[ok])
-        return curves
-    df = tables.validate(df, path, required=(id_col,), sizes=(data,), losses=(target,))
+                if sizes[c] == 0:
+                    zero = float(v)
+                else:
+                    D.append(sizes[c])
+                    L.append(float(v))
+            cov = _covariates(row, other, path)
+            out.append(make_curve(name, D, L, zero_shot=zero, **cov))
+        if all(c.sizes.size == 0 for c in out):
+            raise UserError("no losses at a positive data size in the table", path=path)
+        return out
+    if data not in df.columns:
+        raise UserError(
+            f"no data sizes: neither integer column headers (a wide table) nor a {data!r} column "
+            "(a long table)",
+            path=path,
+        )
+    df = tables.validate(df, path, required=(id_col,), losses=(target,))
+    d = pd.to_numeric(df[data], errors="coerce")
+    bad = ~(np.isfinite(d) & (d >= 0))
+    if bad.any():
+        idx = df.index[bad][0]
+        raise UserError(
+            f"{data} must be a non-negative number, got {df.at[idx, data]!r}",
+            path=path,
+            line=int(df.at[idx, tables.ROW]),
+        )
+    df = df.assign(**{data: d})
     for name, sub in df.groupby(id_col, sort=True):
         pts = sub.groupby(data, as_index=False)[target].mean()
-        curves[str(name)] = (pts[data].to_numpy(), pts[target].to_numpy())
-    return curves
+        zero = pts.loc[pts[data] == 0, target]
+        pts = pts[pts[data] > 0]
+        first = sub.iloc[0]
+        cov = _covariates(first, [c for c in ("model_size", "family") if c in sub.columns], path)
+        cov.pop("meta", None)
+        out.append(
+            make_curve(
+                str(name),
+                pts[data].to_numpy(),
+                pts[target].to_numpy(),
+                zero_shot=float(zero.iloc[0]) if len(zero) else None,
+                **cov,
+            )
+        )
+    return out

@@ -1,4 +1,4 @@
-"""``ftscale select``: pick the model to finetune from cheap small-data runs."""
+"""``ftscale select``: pick the model to finetune from cheap runs at small data sizes."""
 
 from __future__ import annotations
 
@@ -6,28 +6,31 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from ftscale.laws.selection import DEFAULT_METHOD, METHODS
+
     p = subparsers.add_parser(
         "select",
         help="rank candidate models by predicted loss at a target data size from cheap runs",
-        description="Fit the rectified law L = B/(D_l + D^beta) + E to each candidate's losses "
-        "at data sizes <= --budget and predict each one's loss at --target, with an interval "
-        "from the residual noise (estimated from all candidates). The pick is the candidate "
-        "with the lowest loss at the budget unless another is predicted lower at the target "
-        "with confidence >= --confidence. TABLE is wide (one row per model, integer column "
-        "headers are data sizes) or long (model, data_size, loss; seeds averaged).",
+        description="Rank candidates (models, or model x method pairs) by their predicted loss "
+        "at --target examples, using only their losses at data sizes <= --budget. TABLE is wide "
+        "(one row per candidate; integer column headers are data sizes, `0` the zero-shot loss; "
+        "`size`/`model_size` and `family` columns are covariates, others are ignored) or long "
+        "(model, data_size, loss, optional model_size and family; seeds averaged). Methods: "
+        + ", ".join(METHODS)
+        + f" (default {DEFAULT_METHOD}; docs/laws.md says what each does and its source).",
     )
     p.add_argument("table", metavar="TABLE")
     p.add_argument(
         "--budget", required=True, type=float, help="largest data size usable (examples)"
     )
     p.add_argument("--target", required=True, type=float, help="data size to predict at (examples)")
-    p.add_argument("--id-col", default="model", help="model id column (default model)")
-    p.add_argument("--law", default="rectified", help="one-factor law (rectified or power)")
+    p.add_argument("--id-col", default="model", help="candidate id column (default model)")
     p.add_argument(
-        "--confidence",
-        type=float,
-        default=0.9,
-        help="confidence needed to pick another model than the best at the budget (default 0.9)",
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=list(METHODS),
+        metavar="NAME",
+        help=f"selection method: {', '.join(METHODS)} (default {DEFAULT_METHOD})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -36,45 +39,36 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.cli._laws_common import fmt_num, print_rows
-    from ftscale.lawfit import read_curves
-    from ftscale.laws.selection import select_model
+    from ftscale.lawfit import read_candidates
+    from ftscale.laws.selection import select
 
-    curves = read_curves(args.table, id_col=args.id_col)
-    sel = select_model(curves, args.budget, args.target, args.law, confidence=args.confidence)
-    out = {"budget": args.budget, "target": args.target, "law": args.law, **sel}
+    curves = read_candidates(args.table, id_col=args.id_col)
+    sel = select(curves, args.budget, args.target, args.method)
     if args.json:
-        print_json(out)
+        print_json(sel)
         return 0
+
+    def interval(r):
+        ci = r["predicted_loss_ci"]
+        return "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+
     print_rows(
         ["rank", "model", "predicted_loss", "95%_interval", "p_best", "points"],
         [
             [
                 str(i),
                 r["model"],
-                r["predicted_loss"],
-                f"[{fmt_num(r['predicted_loss_ci'][0])}, {fmt_num(r['predicted_loss_ci'][1])}]",
-                f"{r['p_best']:.2f}",
+                "-" if r["predicted_loss"] is None else r["predicted_loss"],
+                interval(r),
+                "-" if r["p_best"] is None else f"{r['p_best']:.2f}",
                 r["n_points"],
             ]
             for i, r in enumerate(sel["predictions"], start=1)
         ],
     )
-    why = (
-        f"lower at the target than the budget-best {sel['budget_best']} with "
-        f"confidence {sel['p_beats_budget_best']:.2f} >= {sel['confidence']:g}"
-        if sel["flipped"]
-        else f"the best at the budget; no other model is lower at the target with confidence "
-        f">= {sel['confidence']:g}"
-    )
+    p = "" if sel["p_best"] is None else f", p_best {sel['p_best']:.2f}"
     print(
-        f"best: {sel['best']} (p_best {sel['p_best']:.2f}; {why}; predicted at "
-        f"{args.target:g} examples from runs <= {args.budget:g}, relative noise "
-        f"{sel['noise']:.2g} estimated from the residuals)"
+        f"best: {sel['best']} (method {sel['method']}{p}; predicted at {args.target:g} examples "
+        f"from runs <= {args.budget:g})"
     )
-    likeliest = max(sel["predictions"], key=lambda r: r["p_best"])
-    if likeliest["model"] != sel["best"]:
-        print(
-            f"most likely best by the fits alone: {likeliest['model']} (p_best "
-            f"{likeliest['p_best']:.2f}; not confidently lower than the budget-best)"
-        )
     return 0

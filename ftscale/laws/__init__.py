@@ -22,7 +22,7 @@ from ftscale.laws.power import PowerLaw
 from ftscale.laws.recommend import recommend
 from ftscale.laws.rectified import RectifiedLaw
 from ftscale.laws.registry import LAWS, get_law, make_law
-from ftscale.laws.selection import compare_rules, select_model, simulate_candidates
+from ftscale.laws.selection import compare_rules, select, select_model, simulate_candidates
 
 __all__ = [
     "LAWS",
@@ -39,6 +39,7 @@ __all__ = [
     "get_law",
     "make_law",
     "recommend",
+    "select",
     "select_model",
     "simulate_candidates",
 ]

@@ -301,6 +301,8 @@ def test_select_json_schema_wide_and_long(capsys, tmp_path):
             "3200",
             "--target",
             "1e5",
+            "--method",
+            "confident-flip",
             "--json",
         )
         assert rc == 0, err
@@ -330,11 +332,20 @@ def test_select_json_schema_wide_and_long(capsys, tmp_path):
     rc, stdout, err = call(
         capsys, "select", tmp_path / "w.csv", "--budget", "3200", "--target", "1e5"
     )
+    # (the default method's text output)
     assert rc == 0, err
     lines = stdout.splitlines()
     assert lines[0].split()[:4] == ["rank", "model", "predicted_loss", "95%_interval"]
     assert any(line.startswith("best: ") for line in lines)
     rc, _, err = call(
-        capsys, "select", write(tmp_path, "w2.csv", wide), "--budget", "300", "--target", "1e5"
+        capsys,
+        "select",
+        write(tmp_path, "w2.csv", wide),
+        "--budget",
+        "300",
+        "--target",
+        "1e5",
+        "--method",
+        "rectified",
     )
     assert rc == 2 and "needs at least 4" in err

@@ -1,4 +1,4 @@
-"""Model selection from cheap runs: which candidate model to finetune, judged from small-data runs.
+"""The confident-flip rule: budget-best unless the profile likelihoods are confident of a flip.
 
 Each candidate's losses at data sizes up to a budget are fitted with a one-factor law (the
 rectified form by default) and extrapolated to the target data size. Small-data points often sit
@@ -12,11 +12,8 @@ loses to the naive "best loss at the budget wins". :func:`select_model` therefor
 the budget-best and moves to another candidate only when confident: each candidate's prediction
 comes with a confidence distribution (the profile likelihood of its loss at the target, with the
 noise estimated from the residuals of all candidates), and the flip needs a confidence of 0.9
-that the other candidate ends lower.
-
-:func:`simulate_candidates` generates seeded candidate pools with plateaus and
-:func:`compare_rules` scores the rules on them (the numbers are in docs/laws.md, produced by
-benchmarks/bench_selection.py, and pinned by tests/laws/test_selection.py).
+that the other candidate ends lower. (The ``confident-flip`` selection method; ftscale's
+default before the methods of issue 12.)
 """
 
 from __future__ import annotations
@@ -426,111 +423,3 @@ def _rule_order(at_budget: np.ndarray, pair: np.ndarray, confidence: float) -> l
         out.append(i)
         left.remove(i)
     return out
-
-
-# -- simulation ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Candidate:
-    """A simulated candidate model: its size (parameters) and true rectified-law parameters."""
-
-    name: str
-    size: float
-    params: dict[str, float]
-
-    def loss(self, D: np.ndarray) -> np.ndarray:
-        """True loss (nats/token) at data sizes D (examples)."""
-        return get_law("rectified").predict_with(self.params, None, D)
-
-
-def simulate_candidates(rng: np.random.Generator, n_models: int = 6) -> list[Candidate]:
-    """A pool of candidate models whose curves have a pre-power plateau of varying length.
-
-    Size helps (lower E) but pretraining quality varies independently of size (E has a random
-    factor), and each model's plateau ends at its own data size D_t (200 to 20,000 examples,
-    log-uniform; the plateau sits 0.5 to 2.5 nats/token above E). A model whose plateau is still ending at the budget looks worse there than
-    it will be at the target: the case where "best loss at the budget" misleads.
-    """
-    out = []
-    for i in range(n_models):
-        size = float(np.exp(rng.uniform(np.log(1e8), np.log(1e10))))
-        quality = rng.normal(0.0, 0.1)
-        E = 0.4 + 1.0 * (size / 1e8) ** -0.05 * np.exp(quality)
-        beta = rng.uniform(0.3, 0.8)
-        # The plateau ends around D_t examples (D_t^beta = D_l); its height above E is the gap.
-        d_t = float(np.exp(rng.uniform(np.log(200.0), np.log(2e4))))
-        gap = rng.uniform(0.5, 2.5)
-        D_l = d_t**beta
-        out.append(Candidate(f"m{i}", size, {"B": gap * D_l, "D_l": D_l, "beta": beta, "E": E}))
-    return out
-
-
-def compare_rules(
-    n_trials: int = 40,
-    seed: int = 0,
-    budget: float = 3200,
-    target: float = 3.2e4,
-    noise: float = 0.001,
-    n_models: int = 6,
-    laws: tuple[str, ...] = ("rectified",),
-    confidence: float = 0.9,
-) -> dict[str, Any]:
-    """Score selection rules on ``n_trials`` simulated pools (seeded, deterministic).
-
-    Each pool: ``n_models`` candidates observed at 100, 141, 200, ... examples (a factor sqrt(2)
-    apart) up to ``budget`` with relative Gaussian noise ``noise`` (0.001: a mean over a few
-    seeds); the truth is each model's loss at ``target``. Rules: ``largest_model``,
-    ``best_at_budget`` (lowest observed loss at the budget), ``fit_<law>`` for each of ``laws``
-    (the plain Huber fit of :func:`predict_at_target`, lowest prediction wins) and
-    ``select_model`` (:func:`select_model`'s confident-flip rule; it is not told the noise).
-    Returns per rule the share of pools where it picked the true best (``accuracy``) and the
-    mean excess true loss of its pick (``regret``, nats/token); for ``select_model`` also how
-    often it left the budget-best (``flips``) and how often such a flip was right.
-    """
-    rng = np.random.default_rng(seed)
-    # Cheap runs are cheap: sizes every factor sqrt(2) from 100 examples up to the budget.
-    sizes = 100 * 2.0 ** (np.arange(0, int(2 * np.log2(budget / 100) + 1e-9) + 1) / 2)
-    rules = ["largest_model", "best_at_budget"] + [f"fit_{law}" for law in laws] + ["select_model"]
-    flips = 0
-    hits = dict.fromkeys(rules, 0)
-    regret = dict.fromkeys(rules, 0.0)
-    n_flip = n_flip_right = 0
-    for _ in range(n_trials):
-        pool = simulate_candidates(rng, n_models)
-        truth = np.array([c.loss(np.array([target]))[0] for c in pool])
-        obs = {c.name: c.loss(sizes) * (1 + noise * rng.normal(size=sizes.size)) for c in pool}
-        names = [c.name for c in pool]
-        picks = {
-            "largest_model": int(np.argmax([c.size for c in pool])),
-            "best_at_budget": int(np.argmin([obs[c.name][-1] for c in pool])),
-        }
-        for law in laws:
-            preds = [predict_at_target(sizes, obs[c.name], target, law)[0] for c in pool]
-            picks[f"fit_{law}"] = int(np.argmin(preds))
-        sel = select_model(
-            {c.name: (sizes, obs[c.name]) for c in pool}, budget, target, confidence=confidence
-        )
-        picks["select_model"] = names.index(sel["best"])
-        best = int(np.argmin(truth))
-        flips += int(int(np.argmin([c.loss(np.array([budget]))[0] for c in pool])) != best)
-        if sel["flipped"]:
-            n_flip += 1
-            n_flip_right += int(picks["select_model"] == best)
-        for r, k in picks.items():
-            hits[r] += int(k == best)
-            regret[r] += float(truth[k] - truth[best])
-    return {
-        "n_trials": n_trials,
-        "seed": seed,
-        "budget": budget,
-        "target": target,
-        "noise": noise,
-        "confidence": confidence,
-        "pools_where_budget_best_is_not_target_best": flips / n_trials,
-        "rules": {
-            r: {"accuracy": hits[r] / n_trials, "regret": regret[r] / n_trials} for r in rules
-        },
-        "select_model_flips": n_flip,
-        "select_model_flips_right": n_flip_right,
-    }
