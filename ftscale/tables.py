@@ -169,6 +169,13 @@ _BIN = {
 }
 
 
+#: Bounds of the expression language: what a filter over a results table could need, far below
+#: what could hang or exhaust memory (``10**10**8``, ``'a' * 10**10``).
+MAX_EXPRESSION_CHARS = 2000
+MAX_EXPRESSION_NODES = 500
+MAX_LIST_ITEMS = 1000
+
+
 def _eval(node: ast.AST, df: pd.DataFrame) -> Any:
     if isinstance(node, ast.Expression):
         return _eval(node.body, df)
@@ -205,32 +212,57 @@ def _eval(node: ast.AST, df: pd.DataFrame) -> Any:
             left = right
         return acc
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
-        return _BIN[type(node.op)](_eval(node.left, df), _eval(node.right, df))
+        left, right = _eval(node.left, df), _eval(node.right, df)
+        if isinstance(left, str | list) or isinstance(right, str | list):
+            raise UserError("arithmetic is for numbers and columns, not strings or lists")
+        return _BIN[type(node.op)](left, right)
     if isinstance(node, ast.Name):
         if node.id in df.columns and node.id != ROW:
             return df[node.id]
         if node.id in ("True", "False"):
             return node.id == "True"
         raise UserError(f"unknown column {node.id!r}")
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float | str | bool):
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool | str):
         return node.value
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        # Numbers are floats: an integer power such as 10**10**8 would be computed exactly
+        # (for minutes); as floats it overflows at once.
+        return float(node.value)
     if isinstance(node, ast.List | ast.Tuple):
+        if len(node.elts) > MAX_LIST_ITEMS:
+            raise UserError(f"lists are limited to {MAX_LIST_ITEMS} items")
         return [_eval(e, df) for e in node.elts]
     raise UserError(f"{type(node).__name__} is not allowed in an expression")
 
 
 def where(df: pd.DataFrame, expr: str, path: str | None = None) -> pd.Series:
-    """Boolean mask of the rows where ``expr`` holds. Invalid expressions are UserErrors."""
+    """Boolean mask of the rows where ``expr`` holds. Invalid expressions are UserErrors.
+
+    The language: column names, numbers (as floats), strings, lists, comparisons, ``in``,
+    ``and``/``or``/``not`` and + - * / ** on numbers and columns; at most
+    :data:`MAX_EXPRESSION_CHARS` characters and :data:`MAX_EXPRESSION_NODES` syntax nodes, so an
+    expression's cost is bounded by the table's size.
+    """
+    if not isinstance(expr, str):
+        raise UserError("an expression must be a string")
+    if len(expr) > MAX_EXPRESSION_CHARS:
+        raise UserError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as exc:
         raise UserError(f"invalid expression {expr!r}: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise UserError(f"invalid expression {expr[:60]!r}...: too deeply nested") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_EXPRESSION_NODES:
+        raise UserError(f"expression has more than {MAX_EXPRESSION_NODES} parts")
     try:
         res = _eval(tree, df)
     except UserError as exc:
         raise UserError(f"invalid expression {expr!r}: {exc}") from None
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
         raise UserError(f"invalid expression {expr!r}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"invalid expression {expr[:60]!r}...: too deeply nested") from None
     if isinstance(res, bool):
         return pd.Series(res, index=df.index)
     if not isinstance(res, pd.Series) or res.dtype != bool:
