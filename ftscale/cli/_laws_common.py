@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ftscale.cli._common import to_json_text
@@ -9,15 +10,31 @@ from ftscale.errors import UserError
 from ftscale.fsutil import atomic_write
 
 
-def parse_floats(text: str, flag: str) -> list[float]:
-    """``"1e9,2e9"`` -> [1e9, 2e9]; anything else is a UserError naming the flag."""
+def parse_floats(text: str, flag: str, positive: bool = True) -> list[float]:
+    """``"1e9,2e9"`` -> [1e9, 2e9]; anything else is a UserError naming the flag. With
+    ``positive`` (the default: factor values and data sizes) every value must be a finite
+    number > 0: 0, nan and inf are refused, not passed on to the laws."""
     try:
         vals = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"{flag} takes comma-separated numbers, got {text!r}") from None
     if not vals:
         raise UserError(f"{flag} needs at least one number")
+    if positive:
+        bad = [v for v in vals if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise UserError(f"{flag} takes finite numbers > 0, got {bad[0]:g}")
     return vals
+
+
+def parse_range(text: str, flag: str = "--range") -> tuple[float, float]:
+    """``"LO,HI"`` data-size range (examples): two finite numbers, 0 < LO < HI."""
+    vals = parse_floats(text, flag)
+    if len(vals) != 2:
+        raise UserError(f"{flag} takes LO,HI, got {text!r}")
+    if not vals[0] < vals[1]:
+        raise UserError(f"{flag} must be LO,HI with LO < HI, got {text!r}")
+    return vals[0], vals[1]
 
 
 def fmt_num(v: Any) -> str:

@@ -24,15 +24,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
     from ftscale.laws.critical import format_h
     from ftscale.laws.methods import critical_pairs
 
-    rng = parse_floats(args.range, "--range")
-    if len(rng) != 2:
-        from ftscale.errors import UserError
-
-        raise UserError(f"--range takes LO,HI, got {args.range!r}")
+    rng = parse_range(args.range)
     at = parse_floats(args.at, "--at") if args.at else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])

@@ -33,17 +33,18 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
     from ftscale.errors import UserError
     from ftscale.laws.methods import recommend_from_fits
 
     at = parse_floats(args.at, "--at") if args.at else None
     if at is not None and len(at) != 1:
         raise UserError("--at takes one factor value")
-    (d,) = parse_floats(args.data_size, "--data-size")[:1]
-    rng = parse_floats(args.range, "--range")
-    if len(rng) != 2:
-        raise UserError(f"--range takes LO,HI, got {args.range!r}")
+    ds = parse_floats(args.data_size, "--data-size")
+    if len(ds) != 1:
+        raise UserError("--data-size takes one data size")
+    d = ds[0]
+    rng = parse_range(args.range)
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance must be >= 0, got {args.tolerance}")
     out = recommend_from_fits(

@@ -44,7 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sp = ssub.add_parser("export", help="write the long results table")
     common(sp)
-    sp.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="csv")
+    sp.add_argument(
+        "--format",
+        choices=["csv", "parquet", "jsonl"],
+        help="table format (default: from --out's extension, else csv)",
+    )
     sp.add_argument("--out", help="output file (default: stdout for csv/jsonl)")
     sp.set_defaults(func=_export)
 
@@ -262,15 +266,29 @@ def _export(args: argparse.Namespace) -> int:
     keys = [r.run_key for r in plan_study(study)]
     with _open_store(store_path) as store:
         df = results_frame(store, keys)
+    fmt = args.format
     if args.out:
-        write_table(df, args.out, fmt=args.format)
-    elif args.format == "parquet":
+        from pathlib import Path
+
+        from ftscale.tables import table_format
+
+        if Path(args.out).is_dir():
+            raise UserError("--out names a folder; give a file name", path=args.out)
+        by_name = table_format(args.out)
+        if fmt is not None and by_name != fmt:
+            raise UserError(
+                f"--format {fmt} but --out ends in .{by_name}: the file would not be what its "
+                "name says",
+                path=args.out,
+            )
+        write_table(df, args.out, fmt=fmt or by_name)
+    elif fmt == "parquet":
         raise UserError("parquet output needs --out FILE")
-    elif args.format == "csv":
+    elif fmt in (None, "csv"):
         df.to_csv(sys.stdout, index=False)
     else:
-        df.to_json(sys.stdout, orient="records", lines=True)
-        sys.stdout.write("\n")
+        text = df.to_json(orient="records", lines=True)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 

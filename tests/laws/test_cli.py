@@ -349,3 +349,29 @@ def test_select_json_schema_wide_and_long(capsys, tmp_path):
         "rectified",
     )
     assert rc == 2 and "needs at least 4" in err
+
+
+@pytest.mark.parametrize(
+    "cmd, args, msg",
+    [
+        ("critical", ["--at", "0"], "finite numbers > 0"),
+        ("critical", ["--at", "nan"], "finite numbers > 0"),
+        ("critical", ["--at", "1e9,inf"], "finite numbers > 0"),
+        ("critical", ["--at", "1e9", "--range", "1e6,1"], "LO < HI"),
+        ("critical", ["--at", "1e9", "--range", "0,1e6"], "finite numbers > 0"),
+        ("recommend", ["--at", "1e9", "--data-size", "inf"], "finite numbers > 0"),
+        ("recommend", ["--at", "1e9", "--data-size", "1e3,1e4"], "one data size"),
+        ("recommend", ["--at", "-1", "--data-size", "1e3"], "finite numbers > 0"),
+        ("recommend", ["--at", "1e9", "--data-size", "1e3", "--range", "1e6,1"], "LO < HI"),
+    ],
+)
+def test_law_command_ranges_are_checked(capsys, sim_table, tmp_path, cmd, args, msg):
+    # issue 17, defect 10: no numpy warnings, "no crossing" or a backwards flip for these
+    path, _ = sim_table
+    out = tmp_path / "plain.json"
+    fit_args = ["--law", "multiplicative", "--factor", "model_size", "--group-by", "method"]
+    rc, _, err = call(capsys, "fit", path, *fit_args, "--out", out)
+    assert rc == 0, err
+    rc, stdout, err = call(capsys, cmd, out, *args)
+    assert rc == 2 and msg in err and stdout == ""
+    assert err.startswith("ftscale: error:") and len(err.strip().splitlines()) == 1

@@ -67,6 +67,28 @@ def test_tiny_study_end_to_end(tmp_path):
         assert len(df) == 8 and set(CORE_COLUMNS) | {"run_key", "status"} <= set(df.columns)
         assert (df["status"] == "done").all() and df["loss"].notna().all()
 
+    # issue 17, defect 12: the format follows --out's name, a clash is refused, JSONL on stdout
+    # ends without an empty line
+    clash = ftscale(
+        "study",
+        "export",
+        str(TINY),
+        "--store",
+        db,
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "x.parquet"),
+    )
+    assert clash.returncode == 2 and "would not be what its name says" in clash.stderr
+    assert not (tmp_path / "x.parquet").exists()
+    inferred = ftscale(
+        "study", "export", str(TINY), "--store", db, "--out", str(tmp_path / "y.parquet")
+    )
+    assert inferred.returncode == 0 and len(pd.read_parquet(tmp_path / "y.parquet")) == 8
+    jl = ftscale("study", "export", str(TINY), "--store", db, "--format", "jsonl")
+    assert jl.returncode == 0 and jl.stdout.endswith("}\n") and "\n\n" not in jl.stdout
+    assert len(jl.stdout.splitlines()) == 8
     fit = ftscale(
         "study", "fit", str(TINY), "--store", db, "--json", "--out", str(tmp_path / "fits.json")
     )
