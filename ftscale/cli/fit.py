@@ -32,10 +32,25 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ftscale.cli._common import print_json
     from ftscale.cli._laws_common import fmt_group, fmt_num, print_rows, write_json
+    from ftscale.errors import UserError
     from ftscale.lawfit import fit_table
 
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must be an integer in [0, 2^32), got {args.seed}")
+    if not 0 <= args.bootstrap <= 100_000:
+        raise UserError(f"--bootstrap must be between 0 and 100000, got {args.bootstrap}")
+    if args.out and Path(args.out).is_dir():
+        raise UserError("--out names a folder; give a file name", path=args.out)
+    roles = {"--factor": args.factor, "--data": args.data, "--target": args.target}
+    given = [(flag, col) for flag, col in roles.items() if col is not None]
+    for i, (flag, col) in enumerate(given):
+        for other, col2 in given[i + 1 :]:
+            if col == col2:
+                raise UserError(f"{flag} and {other} name the same column {col!r}")
     doc = fit_table(
         args.table,
         law=args.law,

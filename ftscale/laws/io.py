@@ -63,18 +63,46 @@ def fit_record(
 
 
 def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
-    """Rebuild a fitted law (parameters and bootstrap samples) from a record."""
+    """Rebuild a fitted law (parameters and bootstrap samples) from a record; a record whose
+    law, space, Huber delta, parameters or samples are not what ``fit`` writes is a UserError."""
     try:
         cls = get_law(rec["law"])
-        law = cls(space=rec.get("space", "linear"), huber_delta=rec.get("huber_delta", 1e-3))
-        law.set_params(rec["params"])
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"malformed fit record ({exc})", path=path) from None
+    space = rec.get("space", "linear")
+    if space not in ("linear", "log"):
+        raise UserError(f"fit record: space must be 'linear' or 'log', got {space!r}", path=path)
+    delta = rec.get("huber_delta", 1e-3)
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not delta > 0:
+        raise UserError(f"fit record: huber_delta must be > 0, got {delta!r}", path=path)
+    params = rec.get("params")
+    if not isinstance(params, dict):
+        raise UserError("fit record: params must be an object of numbers", path=path)
+    for name in cls.param_names:
+        v = params.get(name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise UserError(
+                f"fit record: parameter {name!r} of the {cls.name} law must be a finite number, "
+                f"got {v!r}",
+                path=path,
+            )
+    try:
+        law = cls(space=space, huber_delta=float(delta))
+        law.set_params({k: float(params[k]) for k in cls.param_names})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"malformed fit record ({exc})", path=path) from None
     samples = rec.get("bootstrap_params")
     if samples:
-        arr = np.asarray(samples, dtype=float)
-        if arr.ndim != 2 or arr.shape[1] != len(cls.param_names):
-            raise UserError("malformed bootstrap_params in fit record", path=path)
+        try:
+            arr = np.asarray(samples, dtype=float)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.ndim != 2 or arr.shape[1] != len(cls.param_names):
+            raise UserError(
+                f"malformed bootstrap_params in fit record (expected rows of "
+                f"{len(cls.param_names)} numbers)",
+                path=path,
+            )
         law.bootstrap_params_ = arr
     return law
 
@@ -92,9 +120,20 @@ def load_fits(path: str) -> list[dict[str, Any]]:
         raise UserError(f"not a JSON fits file ({exc.msg})", path=path, line=exc.lineno) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("fits"), list):
         raise UserError('not a fits file (expected {"fits": [...]})', path=path)
+    version = doc.get("ftscale_fits", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserError(f"not a fits file (ftscale_fits = {version!r})", path=path)
+    if version > FORMAT_VERSION:
+        raise UserError(
+            f"fits file format {version}: this ftscale reads format {FORMAT_VERSION} (written by "
+            "a newer ftscale?)",
+            path=path,
+        )
     for i, rec in enumerate(doc["fits"]):
         if not isinstance(rec, dict) or not {"law", "params", "group"} <= set(rec):
             raise UserError(f"fit record {i} lacks law/params/group", path=path)
     if not doc["fits"]:
         raise UserError("the fits file holds no fits", path=path)
+    for rec in doc["fits"]:
+        law_from_record(rec, path)  # every record must rebuild, before any work
     return doc["fits"]

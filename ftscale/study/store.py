@@ -100,7 +100,12 @@ class RunStore:
         self.stale_after = stale_after
         if self.path.exists() and self.path.is_dir():
             raise UserError("store path is a directory, expected a SQLite file", path=str(path))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the store's folder: {exc.strerror}", path=str(path)
+            ) from None
         # Several runners may create the same new store at once; switching to WAL and creating
         # the schema can then answer "database is locked" without waiting on the busy timeout,
         # so those steps are retried for a while before giving up.
@@ -118,6 +123,7 @@ class RunStore:
                     (str(SCHEMA_VERSION),),
                 )
                 self._db = db
+                self._check_version()
                 break
             except sqlite3.OperationalError as exc:
                 if db is not None:
@@ -134,6 +140,20 @@ class RunStore:
                     db.close()
                 raise UserError(f"not a usable ftscale store ({exc})", path=str(path)) from None
         self.runner_id: str | None = None
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            version = int(json.loads(row[0])) if row is not None else None
+        except (TypeError, ValueError):
+            version = None
+        if version is None or version > SCHEMA_VERSION:
+            self._db.close()
+            raise UserError(
+                f"store schema version {row[0] if row else 'missing'!s}: this ftscale reads "
+                f"version {SCHEMA_VERSION} (a store of a newer ftscale, or not an ftscale store)",
+                path=str(self.path),
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -347,13 +367,25 @@ class _Tx:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+def _json_field(key: str, what: str, text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise UserError(
+            f"run {key} in the store has a corrupt {what} (not JSON); remove the run or the "
+            "store to re-run it"
+        ) from None
+
+
 def _row(row: tuple) -> StoredRun:
     key, spec, status, record, error, attempts, created, started, finished = row
     return StoredRun(
         run_key=key,
-        spec=json.loads(spec),
+        spec=_json_field(key, "spec", spec),
         status=status,
-        record=None if record is None else json.loads(record),
+        record=_json_field(key, "record", record),
         error=error,
         attempts=attempts,
         created_at=created,

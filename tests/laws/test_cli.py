@@ -375,3 +375,22 @@ def test_law_command_ranges_are_checked(capsys, sim_table, tmp_path, cmd, args, 
     rc, stdout, err = call(capsys, cmd, out, *args)
     assert rc == 2 and msg in err and stdout == ""
     assert err.startswith("ftscale: error:") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--seed", "-1", "--bootstrap", "2"], "--seed must be"),
+        (["--seed", "123456789012345678901"], "--seed must be"),
+        (["--bootstrap", "-3"], "--bootstrap must be"),
+        (["--factor", "data_size"], "name the same column"),
+        (["--target", "data_size"], "name the same column"),
+    ],
+)
+def test_fit_flags_checked_before_fitting(capsys, sim_table, tmp_path, args, msg):
+    # issue 17, defects 4 and 5
+    path, _ = sim_table
+    rc, out, err = call(capsys, "fit", path, "--law", "power", "--group-by", "method", *args)
+    assert rc == 2 and msg in err and out == ""
+    rc, _, err = call(capsys, "fit", path, "--law", "power", "--out", tmp_path)
+    assert rc == 2 and "names a folder" in err
