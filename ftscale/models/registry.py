@@ -88,11 +88,17 @@ def _checkpoint_dirs(root: Path) -> list[Path]:
 
 def _read_meta(path: Path) -> dict:
     try:
-        return json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(
             f"unreadable checkpoint metadata: {exc}", path=str(path / META_FILE)
         ) from None
+    if not isinstance(meta, dict):
+        raise UserError(
+            f"checkpoint metadata must be a JSON object, got {type(meta).__name__}",
+            path=str(path / META_FILE),
+        )
+    return meta
 
 
 def _find_by_name(name: str) -> Path | None:
@@ -224,13 +230,54 @@ def file_digest(path: Path) -> str:
 # describing
 
 
-def _count_params(config: Any) -> tuple[int, int]:
+#: Model types that are encoders (masked LMs): transformers can bolt a causal head on some of
+#: them, but they were not pretrained to continue text, so finetuning them here means nothing.
+_ENCODER_TYPES = frozenset(
+    {
+        "bert",
+        "roberta",
+        "distilbert",
+        "albert",
+        "electra",
+        "deberta",
+        "deberta-v2",
+        "xlm-roberta",
+        "camembert",
+        "mpnet",
+        "ernie",
+        "modernbert",
+    }
+)
+
+
+def check_causal_lm(config: Any, path: str) -> None:
+    """UserError unless ``config`` describes a decoder-only causal language model."""
+    archs = list(getattr(config, "architectures", None) or [])
+    mtype = str(getattr(config, "model_type", "") or "")
+    if getattr(config, "is_encoder_decoder", False):
+        raise UserError(
+            f"an encoder-decoder model ({mtype}): ftscale finetunes decoder-only causal LMs",
+            path=path,
+        )
+    causal = [a for a in archs if a.endswith(("ForCausalLM", "LMHeadModel"))]
+    if mtype in _ENCODER_TYPES or (archs and not causal):
+        what = archs[0] if archs else mtype
+        raise UserError(
+            f"not a causal language model ({what}): ftscale finetunes decoder-only causal LMs",
+            path=path,
+        )
+
+
+def _count_params(config: Any, path: str = "") -> tuple[int, int]:
     """(all, non-embedding) parameters of a config, counted on the meta device (no memory)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - negative sizes, unknown types: not a usable config
+        raise UserError(f"the model's config does not build: {_one_line(exc)}", path=path) from None
     return _count_model(model)
 
 
@@ -273,7 +320,8 @@ def model_info(name_or_path: str) -> ModelInfo:
         config = AutoConfig.from_pretrained(str(loc), **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a loadable model"
         raise UserError(f"not a model: {_one_line(exc)}", path=str(loc)) from None
-    total, nonembed = _count_params(config)
+    check_causal_lm(config, str(loc))
+    total, nonembed = _count_params(config, str(loc))
     name = str(name_or_path)
     details = {"kind": kind, "architecture": (config.architectures or [config.model_type])[0]}
     if gguf:
@@ -362,6 +410,14 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
         tokenizer = AutoTokenizer.from_pretrained(str(loc), **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=str(loc)) from None
+    if kind != "ftscale":
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(str(loc), **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"not a model: {_one_line(exc)}", path=str(loc)) from None
+        check_causal_lm(config, str(loc))
     try:
         # float32 explicitly: the family is stored in fp16, and CPU training wants fp32.
         model = AutoModelForCausalLM.from_pretrained(str(loc), dtype=torch.float32, **kwargs)
