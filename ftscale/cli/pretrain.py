@@ -54,9 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
+    from ftscale.devices import check_device
     from ftscale.errors import UserError
     from ftscale.fsutil import read_user_json
     from ftscale.models.pretrain import pretrain_family
+
+    check_device(args.device)  # before any work (a typo used to fail after the first member)
 
     overrides: dict = {}
     if args.config:

@@ -73,3 +73,29 @@ def test_checkpoint_metadata_that_is_not_an_object(tmp_path, meta):
     (d / "ftscale_meta.json").write_text(meta)
     with pytest.raises(UserError, match="JSON object"):
         model_info(str(d))
+
+
+@pytest.mark.parametrize("name", ["tpu", "cudaXYZ", "cuda:0", "meta", "cuda:-1"])
+def test_devices_are_checked_before_any_work(tmp_path, name):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftscale",
+            "pretrain",
+            "--family",
+            "default",
+            "--out",
+            str(tmp_path / "fam"),
+            "--device",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("ftscale: error:"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "fam").exists()
