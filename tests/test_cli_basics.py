@@ -31,3 +31,16 @@ def test_help_does_not_import_heavy_libraries():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_demo_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    # issue 17, defect 9: a traceback before
+    from ftscale.cli import main
+
+    f = tmp_path / "afile"
+    f.write_text("keep")
+    for out in (f, f / "sub"):
+        assert main(["demo", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ftscale: error:") and len(err.strip().splitlines()) == 1
+    assert f.read_text() == "keep"

@@ -32,6 +32,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
+    from pathlib import Path
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError("--out names a file; the demo needs a folder", path=args.out)
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError("a file stands where --out needs a folder", path=str(blocker))
     result = run_demo(args.out, study_path=args.study, workers=args.workers, progress=not args.json)
     if args.json:
         print_json(result)
