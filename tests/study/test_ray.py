@@ -91,3 +91,42 @@ def test_unreachable_ray_address_is_a_user_error(tmp_path, sim_env, sim_study):
             progress=False,
             data_hashes=HASHES,
         )
+
+
+def test_unreachable_cluster_is_one_line_within_seconds(tmp_path):
+    # issue 17, defect 12: the error used to come after a minute and ~20 lines of Ray's log
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[2] / "examples" / "tiny.toml"
+    t = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ftscale",
+            "study",
+            "run",
+            str(tiny),
+            "--store",
+            str(tmp_path / "s.db"),
+            "--backend",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and time.monotonic() - t < 60
+    assert proc.stderr.strip().splitlines() == [
+        f"ftscale: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
+    ]

@@ -65,7 +65,12 @@ class RayExecutor(Executor):
             if self.address is None:
                 kwargs.update(include_dashboard=False, num_cpus=os.cpu_count())
             else:
+                _check_reachable(self.address)
                 kwargs["address"] = self.address
+                # Ray's C++ client logs every failed connection attempt; the error below says
+                # what matters in one line.
+                os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+                kwargs["logging_level"] = "ERROR"
             try:
                 ray.init(**kwargs)
             except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -108,3 +113,24 @@ class RayExecutor(Executor):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """For a ``host:port`` address, a TCP connection first: an unreachable cluster is then a
+    one-line error within seconds, not after a minute of Ray's retries and log lines. ``auto``
+    and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        port_no = int(port)
+    except ValueError:
+        raise UserError(f"Ray address {address!r}: the port must be a number") from None
+    try:
+        with socket.create_connection((host.strip("[]"), port_no), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot reach the Ray cluster at {address}: {reason}") from None
