@@ -194,6 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         "ran": summary.ran,
         "counts": summary.counts,
         "seconds": summary.seconds,
+        "held_elsewhere": summary.held_elsewhere,
     }
     if args.json:
         print_json(out)
@@ -203,8 +204,17 @@ def _run(args: argparse.Namespace) -> int:
             f"study {study.name}: ran {summary.ran} runs in {summary.seconds:.1f}s "
             f"({summary.skipped} already finished); done={c.get('done', 0)} "
             f"failed={c.get('failed', 0)} diverged={c.get('diverged', 0)} "
-            f"pending={c.get('pending', 0)}; store {store_path}"
+            f"pending={c.get('pending', 0)} running={c.get('running', 0)}; store {store_path}"
         )
+        held = summary.held_elsewhere
+        if held:
+            wait = max(h["requeue_in"] for h in held)
+            hosts = sorted({f"{h['host']}:{h['pid']}" for h in held if h["host"]})
+            print(
+                f"{len(held)} run(s) still held by other runner(s) ({', '.join(hosts) or 'unknown'}):"
+                f" they finish there, or, if that runner died, the next `ftscale study run` "
+                f"takes them over once its heartbeat is {wait:.0f} s older"
+            )
     return 0 if not summary.counts.get("failed") else 1
 
 

@@ -31,6 +31,8 @@ class RunSummary:
     ran: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Runs still marked running by other runners when this one stopped (store.held_elsewhere).
+    held_elsewhere: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Progress:
@@ -126,6 +128,7 @@ def run_study(
         summary = RunSummary(planned=len(keys), skipped=len(keys) - pending - counts["running"])
         if pending == 0:
             summary.counts = counts
+            summary.held_elsewhere = store.held_elsewhere(keys)
             summary.seconds = time.monotonic() - t0
             return summary
 
@@ -144,7 +147,11 @@ def run_study(
                         executor.submit(run.run_key, run.spec)
                         in_flight.add(run.run_key)
                 if not in_flight:
-                    break  # nothing pending for us (other runners may hold the rest)
+                    # Nothing pending for us; a runner that died meanwhile leaves its runs
+                    # `running`: hand them back and take them before stopping.
+                    if store.requeue_orphans():
+                        continue
+                    break  # other live runners may hold the rest
                 for key, outcome in executor.wait(timeout=30.0):
                     in_flight.discard(key)
                     store.finish(key, outcome.status, outcome.record, outcome.error)
@@ -166,6 +173,7 @@ def run_study(
             executor.shutdown()
             bar.close()
         summary.counts = store.counts(keys)
+        summary.held_elsewhere = store.held_elsewhere(keys)
         summary.seconds = time.monotonic() - t0
         return summary
     finally:

@@ -247,6 +247,33 @@ class RunStore:
             ).rowcount
             return n
 
+    def held_elsewhere(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Runs among ``keys`` marked running by another runner: ``[{"run_key", "host", "pid",
+        "heartbeat_age" (s), "requeue_in" (s until the store presumes it dead; 0 if it already
+        would)}]``."""
+        want = set(keys)
+        now = time.time()
+        out = []
+        for key, host, pid, beat in self._db.execute(
+            "SELECT r.run_key, w.host, w.pid, w.heartbeat FROM runs r LEFT JOIN runners w "
+            "ON r.runner = w.runner_id WHERE r.status='running' AND "
+            "(r.runner IS NULL OR r.runner != ?)",
+            (self.runner_id or "",),
+        ):
+            if key not in want:
+                continue
+            age = None if beat is None else max(0.0, now - beat)
+            out.append(
+                {
+                    "run_key": key,
+                    "host": host,
+                    "pid": pid,
+                    "heartbeat_age": age,
+                    "requeue_in": 0.0 if age is None else max(0.0, self.stale_after - age),
+                }
+            )
+        return out
+
     def claim(self, keys: Iterable[str] | None = None, limit: int = 1) -> list[StoredRun]:
         """Atomically take up to ``limit`` pending runs (in plan order) for this runner."""
         if self.runner_id is None:

@@ -1,4 +1,5 @@
 import multiprocessing as mp
+import os
 import sqlite3
 
 import pytest
@@ -72,8 +73,29 @@ def test_live_runner_keeps_its_runs(tmp_path):
     b.register_runner()
     assert b.get(run.run_key).status == "running"
     assert [r.run_key for r in b.claim(limit=5)] == ["k1"]
+    # b is told who holds the other run and when it would be taken over (issue 17, defect 12)
+    [held] = b.held_elsewhere(["k0", "k1"])
+    assert held["run_key"] == run.run_key and held["pid"] == os.getpid()
+    assert 0 < held["requeue_in"] <= b.stale_after
+    assert a.held_elsewhere(["k0", "k1"])[0]["run_key"] == "k1"
     a.close()
     b.close()
+
+
+def test_a_runner_takes_over_runs_of_one_that_died_after_it_started(tmp_path):
+    path = tmp_path / "s.db"
+    with RunStore(path) as store:
+        store.add_runs(_runs(2))
+    survivor = RunStore(path)
+    survivor.register_runner()  # registered first: its start-up requeue saw nothing
+    ctx = mp.get_context("spawn")
+    p = ctx.Process(target=_claim_and_die, args=(str(path),))
+    p.start()
+    p.join()
+    assert survivor.counts()["running"] == 1 and survivor.held_elsewhere(["k0", "k1"])
+    assert survivor.requeue_orphans() == 1  # what run_study does before it stops
+    assert survivor.counts()["pending"] == 2 and not survivor.held_elsewhere(["k0", "k1"])
+    survivor.close()
 
 
 def test_not_a_store_is_user_error(tmp_path):
