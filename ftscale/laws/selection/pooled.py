@@ -170,10 +170,15 @@ class Pooled(SelectionMethod):
         }
 
 
-def _p_lowest(mean: np.ndarray, sd: np.ndarray, n_grid: int = 2001) -> np.ndarray:
-    """P(candidate i has the lowest value) for independent normals (quadrature on a grid)."""
+def _p_lowest(mean: np.ndarray, sd: np.ndarray, n_per: int = 401) -> np.ndarray:
+    """P(candidate i has the lowest value) for independent normals: quadrature on a grid that
+    resolves every candidate's density (401 points over +-8 sd of each, merged)."""
     sd = np.maximum(sd, 1e-9)
-    t = np.linspace(float((mean - 8 * sd).min()), float((mean + 8 * sd).max()), n_grid)
+    t = np.unique(
+        np.concatenate(
+            [np.linspace(m - 8 * s, m + 8 * s, n_per) for m, s in zip(mean, sd, strict=True)]
+        )
+    )
     pdf = scipy.stats.norm.pdf(t[None, :], mean[:, None], sd[:, None])
     logsf = scipy.stats.norm.logsf(t[None, :], mean[:, None], sd[:, None])
     others = np.exp(logsf.sum(axis=0)[None, :] - logsf)
