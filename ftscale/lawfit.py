@@ -137,6 +137,23 @@ def _size_header(col: Any) -> float | None:
 
 
 _SIZE_COLS = ("size", "model_size")
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def _parse_count(v: Any) -> float | None:
+    """A parameter count from a number or text such as ``1.3e9``, ``350M``, ``7B``; None when it
+    is none (not positive and finite, or not a count at all)."""
+    text = str(v).strip().replace(",", "").replace("_", "")
+    mult = 1.0
+    if text and text[-1].lower() in _SUFFIX:
+        mult, text = _SUFFIX[text[-1].lower()], text[:-1]
+    try:
+        num = float(text) * mult
+    except ValueError:
+        return None
+    return num if np.isfinite(num) and num > 0 else None
+
+
 _FAMILY_COLS = ("family",)
 
 
@@ -149,14 +166,12 @@ def _covariates(row: pd.Series, cols: list, path: str) -> dict[str, Any]:
             continue
         name = str(c).strip()
         if name in _SIZE_COLS and "size" not in out:
-            num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-            if not (np.isfinite(num) and num > 0):
-                raise UserError(
-                    f"model size in column {name!r} must be a positive number, got {v!r}",
-                    path=path,
-                    line=int(row[tables.ROW]),
-                )
-            out["size"] = float(num)
+            num = _parse_count(v)
+            if num is None:
+                # Not a number of parameters: kept as metadata; only model-size needs it.
+                out["meta"][name] = v.item() if hasattr(v, "item") else v
+            else:
+                out["size"] = num
         elif name in _FAMILY_COLS:
             out["family"] = str(v)
         else:

@@ -41,6 +41,16 @@ def test_wide_table_with_zero_shot_size_and_family(tmp_path):
     assert list(curves["gpt-s"].losses) == [3.00, 2.90, 2.70, 2.45, 2.20, 1.98]
 
 
+def test_sizes_as_text_and_sizes_that_are_not_counts(tmp_path):
+    text = "model,size,200,400\na,350M,1.0,0.9\nb,1.3B,1.1,0.95\nc,big,1.2,1.0\n"
+    curves = {c.name: c for c in read_candidates(write(tmp_path, "s.csv", text))}
+    assert curves["a"].size == 3.5e8 and curves["b"].size == 1.3e9
+    assert curves["c"].size is None and curves["c"].meta == {"size": "big"}
+    with pytest.raises(UserError, match="needs a model size"):
+        select(list(curves.values()), 400, 1e4, "model-size")
+    assert len(select(list(curves.values()), 400, 1e4)["predictions"]) == 3
+
+
 def test_long_table_with_zero_rows_and_model_size(tmp_path):
     text = "model,model_size,data_size,seed,loss\n"
     for m, size, base in (("a", 1e8, 3.0), ("b", 4e8, 2.8)):
@@ -60,7 +70,6 @@ def test_long_table_with_zero_rows_and_model_size(tmp_path):
         ("model,foo\na,1\n", "no data sizes"),
         ("model,200,400\na,1.0,abc\n", "positive number"),
         ("model,200,400\na,1.0,-2\n", "positive number"),
-        ("model,size,200,400\na,big,1.0,0.9\n", "model size"),
         ("model,200,400\na,1.0,0.9\na,1.1,1.0\n", "appears twice"),
         ("model,0\na,3.0\n", "no losses at a positive data size"),
         ("model,data_size,loss\na,-5,1.0\n", "non-negative"),
