@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftscale.cli._common import to_json_text
 from ftscale.errors import UserError
 from ftscale.fsutil import atomic_write
+from ftscale.jsonio import to_json_text
 
 
 def parse_floats(text: str, flag: str) -> list[float]:

@@ -5,7 +5,7 @@ import pytest
 from ftscale.errors import UserError
 from ftscale.study.plan import plan_study
 from ftscale.study.spec import load_study, parse_study
-from ftscale.study.testing import simulated_study
+from ftscale.testing.simulated import simulated_study
 
 
 def _with(mutate):
