@@ -7,6 +7,7 @@ a lazy import against the pipeline is caught as well as a top-level one."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -103,6 +104,33 @@ def test_no_import_cycles():
         if n not in state:
             visit(n, [])
     assert not cycles, "\n".join(cycles)
+
+
+def _messages(path: Path) -> list[str]:
+    """String constants of a module other than docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = set()
+    for node in ast.walk(tree):
+        scope = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        if isinstance(node, scope) and node.body and isinstance(node.body[0], ast.Expr):
+            docs.add(id(node.body[0].value))
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
+
+
+def test_laws_messages_name_no_command_line_flag():
+    flag = re.compile(r"(^|[\s(])--[a-z]")
+    bad = [
+        f"{name}: {m!r}"
+        for name, path in _modules().items()
+        if _stage(name) == "laws"
+        for m in _messages(path)
+        if flag.search(m)
+    ]
+    assert not bad, "\n".join(bad)
 
 
 def test_the_checks_see_a_violation(tmp_path):
