@@ -188,8 +188,8 @@ def run_finetune(
 
     Record: the schema's columns (losses in nats/token of the target, sizes in parameters /
     examples / tokens, ``train_seconds`` in seconds, ``peak_mem_bytes`` in bytes, ``flops``
-    estimated as (6 N for full tuning, 4 N + 6 trainable for PET) per training token, N the base
-    model's parameters), plus ``status`` ("done" or "diverged"), quality metrics with their
+    estimated per training token by the method (6 N for full tuning, 4 N + 6 trainable for PET;
+    N the base model's parameters)), plus ``status`` ("done" or "diverged"), quality metrics with their
     signatures, and the run's configuration. A diverged run has null losses and metrics.
     """
     t_start = time.perf_counter()
@@ -200,9 +200,7 @@ def run_finetune(
     if device.type == "cpu" and config.threads:
         torch.set_num_threads(config.threads)
     method = METHODS[config.method]
-    pet_size = getattr(config, method.pet_size_field) if method.pet_size_field else None
-    if method.pet_size_field and pet_size is None:
-        pet_size = method.default_pet_size
+    pet_size = method.pet_size(getattr(config, method.pet_size_field or "", None))
     lr = config.lr if config.lr is not None else method.default_lr
 
     # --- data: check sizes before loading any model
@@ -212,10 +210,9 @@ def run_finetune(
     phases = {"setup": 0.0, "zero_shot": 0.0, "train": 0.0, "dev_eval": 0.0}
     # --- model
     if model is None:
-        # refuse a model too large for the device before reading gigabytes of weights: fp32
-        # weights, plus gradients and two AdamW moments when every weight trains
+        # refuse a model too large for the device before reading gigabytes of weights
         size = _model_info(config.model).model_size
-        check_memory(size * 4 * (4 if config.method == "fmt" else 1), device, config)
+        check_memory(size * 4 * method.weight_copies, device, config)
         model, tokenizer, info = _load_model(config.model)
     else:
         if tokenizer is None:
@@ -350,10 +347,7 @@ def run_finetune(
         steps=diverged_step or step,
         diverged_step=diverged_step,
         tokens_per_second=train_tokens / train_time if train_time > 0 else None,
-        flops=float(
-            (6 * model_size if config.method == "fmt" else 4 * model_size + 6 * trainable)
-            * train_tokens
-        ),
+        flops=float(method.flops_per_token(model_size, trainable) * train_tokens),
     )
     if diverged_step is not None:
         record.update(status="diverged", loss=None, dev_loss=None, best_step=None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftscale import __version__
-from ftscale.study.spec import PET_METHODS, Study
+from ftscale.study.spec import Study, pet_methods
 
 #: Bump when a change to the finetuning engine changes results, so old stored runs are not reused.
 RESULTS_VERSION = f"{__version__}+r2"  # r2: default learning rates re-measured
@@ -63,9 +63,10 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
         data_hashes = {t: task_data_hash(t) for t in study.tasks}
     model_ids = {m: model_fingerprint(m) for m in study.models}
     runs = []
+    pet = pet_methods()
     for task in study.tasks:
         for method in study.methods:
-            pet_sizes = study.pet_sizes.get(method, (None,)) if method in PET_METHODS else (None,)
+            pet_sizes = study.pet_sizes.get(method, (None,)) if method in pet else (None,)
             for model in study.models:
                 for pet_size in pet_sizes:
                     for data_size in study.data_sizes[method]:

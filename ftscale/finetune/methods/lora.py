@@ -16,8 +16,11 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class LoRA(Method):
     name = "lora"
+    label = "LoRA"
+    colour = "#d62728"
     default_lr = 1e-2  # measured on the family: docs/finetune.md
     pet_size_field = "rank"
+    pet_size_help = "LoRA rank"
     default_pet_size = 4  # the paper's default rank
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:

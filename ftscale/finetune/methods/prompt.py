@@ -15,9 +15,15 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class PromptTuning(Method):
     name = "prompt"
+    label = "Prompt"
+    colour = "#2ca02c"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
     pet_size_field = "prompt_length"
+    pet_size_help = "soft prompt length"
     default_pet_size = 100  # the paper's default prompt length
+    # A study that does not scale PET size: our models are tiny and sequences short, so a
+    # shorter prompt than the paper's 100
+    study_pet_size = 20
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch
