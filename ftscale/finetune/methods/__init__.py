@@ -14,7 +14,7 @@ import importlib
 from ftscale.finetune.methods.base import Adapted, Method
 
 #: The registry, in report order.
-_NAMES = ("fmt", "lora", "prompt")
+_NAMES = ("fmt", "lora", "prompt", "ia3")
 
 
 def _load(name: str) -> Method:
