@@ -17,8 +17,6 @@ Choices that make it fast, each measured in docs/performance.md:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
 from typing import Any
@@ -39,6 +37,7 @@ from ftscale.finetune.resources import (
     resolve_device,
     sync,
 )
+from ftscale.finetune.runkey import data_fingerprint, run_key
 from ftscale.finetune.runner import Runner, autocast_bf16
 from ftscale.finetune.transfer import TRANSFER_MAX_LENGTH, evaluate_transfer, merge_transfer
 from ftscale.schema import ALL_COLUMNS
@@ -139,6 +138,12 @@ def _model_info(name: str) -> Any:
     return model_info(name)
 
 
+def _model_fingerprint(name: str) -> str:
+    from ftscale.models.registry import model_fingerprint
+
+    return model_fingerprint(name)
+
+
 def as_config(config: FinetuneConfig | dict) -> FinetuneConfig:
     """``config`` as a validated :class:`FinetuneConfig` (a dict's unknown keys: UserError)."""
     if isinstance(config, dict):
@@ -214,10 +219,12 @@ def run_finetune(
         size = _model_info(config.model).model_size
         check_memory(size * 4 * method.weight_copies, device, config)
         model, tokenizer, info = _load_model(config.model)
+        model_id = _model_fingerprint(config.model)
     else:
         if tokenizer is None:
             raise UserError("a model given directly needs its tokenizer")
         model = copy.deepcopy(model)
+        model_id = None
     model.to(torch.float32)
     model_size, nonembed = count_parameters(model)
     if info is not None:
@@ -386,17 +393,18 @@ def run_finetune(
     record["seconds_by_phase"] = {k: round(v, 4) for k, v in phases.items()}
     record["peak_mem_bytes"] = peak_memory(device)
     data_hash = task.data_hash("train") if hasattr(task, "data_hash") else None
-    cfg = config.to_dict()
-    key_src = {k: v for k, v in cfg.items() if k not in ("device", "threads", "compile")}
     record.update(
         lr=lr,
         device=str(device),
         code_version=__version__,
         data_hash=data_hash,
-        run_key=hashlib.sha256(
-            json.dumps([key_src, data_hash, __version__], sort_keys=True, default=str).encode()
-        ).hexdigest()[:16],
-        config=cfg,
+        # the planner's key of the same run (a model handed in directly has no fingerprint)
+        run_key=run_key(
+            config,
+            data_hash=data_fingerprint(task) if hasattr(task, "data_hash") else None,
+            model_id=model_id,
+        ),
+        config=config.to_dict(),
     )
     return record
 
