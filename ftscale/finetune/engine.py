@@ -29,6 +29,7 @@ from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, t
 from ftscale.finetune.config import FinetuneConfig, budget_steps, validate
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.methods import METHODS, Adapted
+from ftscale.finetune.optim import lr_at, make_optimizer
 from ftscale.finetune.resources import (
     check_memory,
     count_parameters,
@@ -84,34 +85,6 @@ def nan_check_every(device: Any, eval_every: int) -> int:
     nothing there and a diverged run stops at once), only at evaluation points (every
     ``eval_every`` steps, 50 if 0) on CUDA, where reading a flag back is a host-device sync."""
     return 1 if device.type == "cpu" else (eval_every or 50)
-
-
-def lr_at(step: int, total: int, lr: float, warmup: float, min_ratio: float) -> float:
-    """Learning rate at optimiser step ``step`` (1-based): linear warm-up over the first
-    ``warmup`` fraction of ``total`` steps, then cosine down to ``lr * min_ratio``."""
-    w = int(round(warmup * total))
-    if step <= w:
-        return lr * step / w
-    frac = (step - w) / max(1, total - w)
-    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-
-
-def _optimizer(params: list, config: FinetuneConfig, lr: float, device: Any) -> Any:
-    import torch
-
-    if config.optimizer == "adafactor":
-        from transformers.optimization import Adafactor
-
-        return Adafactor(
-            params,
-            lr=lr,
-            scale_parameter=False,
-            relative_step=False,
-            warmup_init=False,
-            weight_decay=config.weight_decay,
-        )
-    kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay, **kw)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,7 +262,7 @@ def run_finetune(
     phases["setup"] = (
         time.perf_counter() - t_start - phases["zero_shot"] - phases.get("transfer", 0.0)
     )
-    opt = _optimizer(adapted.trainable, config, lr, device)
+    opt = make_optimizer(adapted.trainable, config, lr, device)
     params = adapted.trainable
     losses = torch.full((total,), float("nan"), device=device)
     check_every = nan_check_every(device, config.eval_every)

@@ -130,29 +130,12 @@ def decode_hypotheses(
 
 
 def decode_quality(
-    runner: Runner,
-    tokenizer: Any,
-    task: Any,
-    examples: list,
-    *,
-    max_length: int,
-    max_new_tokens: int,
-    batch_size: int,
-    pad_id: int,
+    runner: Runner, tokenizer: Any, task: Any, examples: list, **decode: Any
 ) -> dict[str, Any]:
-    """Greedy-decode ``examples`` and score them with the task's metrics (BLEU/chrF or
-    ROUGE-L, with their signatures)."""
+    """Greedy-decode ``examples`` (``decode``: the keywords of :func:`decode_hypotheses`) and
+    score them with the task's metrics (BLEU/chrF or ROUGE-L, with their signatures)."""
     from ftscale.finetune.metrics import quality
 
-    hyps = decode_hypotheses(
-        runner,
-        tokenizer,
-        task,
-        examples,
-        max_length=max_length,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        pad_id=pad_id,
-    )
+    hyps = decode_hypotheses(runner, tokenizer, task, examples, **decode)
     metrics = getattr(task, "metric", ("bleu", "chrf"))
     return quality(metrics, hyps, [ex.target for ex in examples], [ex.lang for ex in examples])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from ftscale.finetune.methods.base import Adapted, Method
+from ftscale.finetune.methods.base import Adapted, Method, PetSize
 
 #: The registry, in report order.
 _NAMES = ("fmt", "lora", "prompt", "ia3")
@@ -48,4 +48,4 @@ def pet_methods() -> tuple[str, ...]:
     return tuple(n for n, m in METHODS.items() if m.has_pet_size)
 
 
-__all__ = ["METHODS", "Adapted", "Method", "pet_methods", "pet_size_fields"]
+__all__ = ["METHODS", "Adapted", "Method", "PetSize", "pet_methods", "pet_size_fields"]

@@ -9,8 +9,7 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class FullTuning(Method):
     name = "fmt"
-    label = "FMT"
-    colour = "#1f77b4"
+    label, colour = "FMT", "#1f77b4"
     default_lr = 1e-3  # measured on the family: docs/finetune.md
     weight_copies = 4  # weights, gradients, two AdamW moments
 

@@ -10,30 +10,17 @@ no randomness. IA3 has no size to scale (one vector per place), so it has no PET
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from ftscale.finetune.methods.base import Adapted, Method
+from ftscale.finetune.methods.base import Adapted, Method, peft_adapted
 
 
 class IA3(Method):
     name = "ia3"
-    label = "IA3"
-    colour = "#ff7f0e"
+    label, colour = "IA3", "#ff7f0e"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
-        from peft import IA3Config, get_peft_model
+        from peft import IA3Config
 
-        with warnings.catch_warnings():
-            # PEFT calls a transformers method that transformers 5 marks deprecated
-            warnings.simplefilter("ignore", FutureWarning)
-            peft_model = get_peft_model(model, IA3Config(task_type="CAUSAL_LM"))
-        base = peft_model.get_base_model()  # same object, IA3 layers injected in place
-        trainable = [p for p in base.parameters() if p.requires_grad]
-        return Adapted(
-            model=base,
-            prefix=None,
-            trainable=trainable,
-            pet_params=sum(p.numel() for p in trainable),
-        )
+        return peft_adapted(model, IA3Config(task_type="CAUSAL_LM"))

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftscale.finetune.methods.base import Adapted, Method
+from ftscale.finetune.methods.base import Adapted, Method, PetSize
 
 
 class PromptTuning(Method):
     name = "prompt"
-    label = "Prompt"
-    colour = "#2ca02c"
+    label, colour = "Prompt", "#2ca02c"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
-    pet_size_field = "prompt_length"
-    pet_size_help = "soft prompt length"
-    default_pet_size = 100  # the paper's default prompt length
-    # A study that does not scale PET size: our models are tiny and sequences short, so a
-    # shorter prompt than the paper's 100
-    study_pet_size = 20
+    # the paper's default length 100; a study that does not scale PET size uses 20: our models
+    # are tiny and sequences short
+    pet = PetSize("prompt_length", "soft prompt length", default=100, study_default=20)
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch
