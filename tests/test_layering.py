@@ -17,8 +17,10 @@ ROOT = Path(ftscale.__file__).parent
 
 #: Modules every stage may use: the vocabulary, errors, file and JSON helpers, the table reader.
 BASE = {"ftscale", "errors", "schema", "fsutil", "jsonio", "tables", "__main__"}
-#: The stages in pipeline order; a module may import its own stage and earlier ones.
-STAGES = ["data", "models", "finetune", "study", "laws", "analysis", "report", "demo", "cli"]
+#: The stages in pipeline order; a module may import its own stage and earlier ones. ``laws``
+#: (numpy/scipy only, nothing of the pipeline) is the library under the fitting stage; the
+#: study file's law names come from its registry.
+STAGES = ["laws", "data", "models", "finetune", "study", "analysis", "report", "demo", "cli"]
 
 
 def _stage(module: str) -> str:

@@ -49,7 +49,6 @@ from typing import Any
 from ftscale.errors import UserError
 
 FACTORS = ("model_size", "pretrain_tokens", "pet_size")
-LAWS = ("multiplicative", "additive", "power", "rectified")
 
 _STUDY_KEYS = {"name", "tasks", "task", "factor", "models", "methods", "seeds", "description"}
 _FIT_KEYS = {"laws", "holdout_largest", "holdout", "space", "bootstrap", "huber_delta", "seed"}
@@ -242,6 +241,8 @@ def _check_run_config(study: Study, path: Path | None) -> None:
 
 def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     """Validate a parsed study (a TOML document as a dict) and return a :class:`Study`."""
+    from ftscale.laws.registry import LAWS
+
     _check_keys(data, _TOP_KEYS, "", path)
     if "study" not in data or not isinstance(data["study"], dict):
         raise _err(path, "missing [study] table")
@@ -341,7 +342,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     _check_keys(f, _FIT_KEYS, "fit.", path)
     laws = _str_list(f.get("laws", list(FitSpec.laws)), "fit.laws", path)
     for law in laws:
-        if law not in LAWS:
+        if law not in LAWS:  # the law registry (numpy/scipy only)
             raise _err(path, f"fit.laws: unknown law '{law}' (known: {', '.join(LAWS)})")
     hl = f.get("holdout_largest", list(FitSpec.holdout_largest))
     if not isinstance(hl, list) or not all(
