@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from ftscale.finetune.toy import ToyTask, toy_tokenizer
+    from ftscale.testing.toy import ToyTask, toy_tokenizer
 
     torch.set_num_threads(args.threads)
     # translation-like lengths on the CPU (~20-60 tokens); ~256-token rows on the GPU

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_pretrain.py [--steps 20] [--members ftlm-1,ftlm-6]
 
 For each family size: seconds per optimiser step of (a) the explicit loop in
-``ftscale.models.pretrain.train_model`` (forward, cross-entropy, backward, clip, AdamW) and (b)
+``ftscale.models.loop.train_model`` (forward, cross-entropy, backward, clip, AdamW) and (b)
 ``transformers.Trainer.training_step`` + ``optimizer.step`` on the same model, the same batch
 (default 8 x 256 tokens) and one intra-op thread, then tokens/s and the ratio Trainer / ours (> 1: ours is
 faster). Also the time of our step with 2 intra-op threads over 1 (why the loop uses 1).

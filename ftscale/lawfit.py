@@ -5,16 +5,14 @@ report stage call these functions.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ftscale import tables
+from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.errors import UserError
-from ftscale.laws.cost import fit_cost_model
-from ftscale.laws.io import FORMAT_VERSION, fit_record
 from ftscale.laws.registry import get_law
 from ftscale.schema import COST_COLUMNS
 
@@ -48,7 +46,9 @@ def fit_frame(
     fixed: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Fit ``law`` per group of a long results table; returns the fits document
-    ``{"ftscale_fits": 1, "source", "fits": [record]}`` (records: :func:`ftscale.laws.io.fit_record`).
+    ``{"ftscale_fits": 1, "source", "fits": [record], "notes"}`` (records:
+    :func:`ftscale.laws.io.fit_record`; fitting policy: :mod:`ftscale.analysis.fit`). A table
+    where no group could be fitted is a :class:`UserError` (a fits file needs a fit).
     """
     cls = get_law(law)
     if space not in ("linear", "log"):
@@ -75,50 +75,38 @@ def fit_frame(
     held = tables.where(df, holdout, path) if holdout else pd.Series(False, index=df.index)
     if holdout and held.all():
         raise UserError(f"--holdout {holdout!r} removes every point", path=path)
-    n_params = len(cls.param_names) - len(fixed or {})
-    fits = []
+    options = FitOptions(space=space, huber_delta=huber_delta, bootstrap=bootstrap, seed=seed)
+    fits, notes = [], []
     for group, sub in tables.group_by(df, group_by):
         h = held.loc[sub.index]
-        fit_rows, hold_rows = sub[~h], sub[h]
         label = ", ".join(f"{k}={v}" for k, v in group.items()) or "all rows"
-        if fit_rows.empty:
+        if h.all():
             raise UserError(f"group {label}: empty after --holdout", path=path)
-        pts = _points(fit_rows, factor, data, target)
-        if len(pts) < n_params:
-            raise UserError(
-                f"group {label}: {len(pts)} points for the {n_params} parameters of the {law} "
-                "law (need at least as many points as parameters)",
-                path=path,
-            )
-        est = cls(huber_delta=huber_delta, space=space, n_bootstrap=bootstrap, seed=seed)
-        hp = _points(hold_rows, factor, data, target) if len(hold_rows) else None
-        X = pts[factor].to_numpy() if factor else None
-        with warnings.catch_warnings():
-            # Non-convergence is reported in the record ("converged": false), not as a warning.
-            warnings.simplefilter("ignore")
-            est.fit(
-                X,
-                pts[data].to_numpy(),
-                pts[target].to_numpy(),
-                holdout=None
-                if hp is None
-                else (
-                    hp[factor].to_numpy() if factor else None,
-                    hp[data].to_numpy(),
-                    hp[target].to_numpy(),
-                ),
-                fixed=fixed,
-            )
-        costs = {}
-        for c in COST_COLUMNS:
-            if c in pts.columns:
-                m = fit_cost_model(X, pts[data].to_numpy(), pts[c].to_numpy())
-                if m is not None:
-                    costs[c] = m
-        fits.append(
-            fit_record(est, group=group, factor=factor, data=data, target=target, cost_models=costs)
+        # held-out rows are averaged on their own: a held-out seed never joins a fitted point
+        fit_pts, hold_pts = (
+            _points(sub[~h], factor, data, target),
+            _points(sub[h], factor, data, target),
         )
-    return {"ftscale_fits": FORMAT_VERSION, "source": path, "fits": fits}
+        points = pd.concat([fit_pts, hold_pts], ignore_index=True)
+        mask = np.arange(len(points)) >= len(fit_pts)
+        record, why = fit_group(
+            law,
+            points,
+            mask,
+            group=group,
+            factor=factor,
+            data=data,
+            target=target,
+            options=options,
+            fixed=fixed,
+            label=f"group {label}",
+        )
+        notes += why
+        if record is not None:
+            fits.append(record)
+    if not fits:
+        raise UserError(notes[0] if notes else "nothing to fit", path=path)
+    return fits_document(fits, notes, source=path)
 
 
 def fit_table(path: str, **kwargs) -> dict[str, Any]:

@@ -95,6 +95,17 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def _refuse_first(
+    df: pd.DataFrame, bad: pd.Series, path: str | None, col: str, what: str, kind: str = ""
+) -> None:
+    """UserError at the first row flagged in ``bad``: "<kind>column 'col' <what>" with the
+    row's value of ``col`` formatted into ``what``."""
+    if bad.any():
+        i = bad.idxmax()
+        msg = f"{kind}column {col!r} " + what.format(df.at[i, col])
+        raise UserError(msg, path=path, line=_row_of(df, i))
+
+
 def _row_of(df: pd.DataFrame, idx: Any) -> int | None:
     return int(df.at[idx, ROW]) if ROW in df.columns else None
 
@@ -120,33 +131,16 @@ def validate(
     out = df.copy()
     for col in (*sizes, *losses):
         num = pd.to_numeric(out[col], errors="coerce")
-        bad = num.isna() & out[col].notna()
-        if bad.any():
-            i = bad.idxmax()
-            raise UserError(
-                f"column {col!r} is not numeric: {out.at[i, col]!r}",
-                path=path,
-                line=_row_of(out, i),
-            )
+        _refuse_first(out, num.isna() & out[col].notna(), path, col, "is not numeric: {!r}")
         out[col] = num.astype(float)
     for col in sizes:
         v = out[col]
         bad = ~(v > 0) | ~v.map(math.isfinite)
-        if bad.any():
-            i = bad.idxmax()
-            raise UserError(
-                f"size column {col!r} must be positive and finite, got {v[i]!r}",
-                path=path,
-                line=_row_of(out, i),
-            )
+        _refuse_first(out, bad, path, col, "must be positive and finite, got {!r}", "size ")
     for col in losses:
         v = out[col]
         bad = ~v.map(lambda z: isinstance(z, float) and math.isfinite(z))
-        if bad.any():
-            i = bad.idxmax()
-            raise UserError(
-                f"loss column {col!r} must be finite, got {v[i]!r}", path=path, line=_row_of(out, i)
-            )
+        _refuse_first(out, bad, path, col, "must be finite, got {!r}", "loss ")
     return out
 
 

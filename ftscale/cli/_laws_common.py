@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ftscale.cli._common import to_json_text
 from ftscale.errors import UserError
 from ftscale.fsutil import atomic_write
+from ftscale.jsonio import to_json_text
 
 
 def parse_floats(text: str, flag: str, positive: bool = True) -> list[float]:

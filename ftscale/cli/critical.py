@@ -23,10 +23,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ftscale.analysis.compare import critical_pairs
     from ftscale.cli._common import print_json
     from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
     from ftscale.laws.critical import format_h
-    from ftscale.laws.methods import critical_pairs
 
     rng = parse_range(args.range)
     at = parse_floats(args.at, "--at") if args.at else None

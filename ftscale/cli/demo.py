@@ -27,8 +27,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
+    from ftscale.demo import format_demo, run_demo
     from ftscale.errors import UserError
-    from ftscale.study.demo import format_demo, run_demo
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")

@@ -6,20 +6,28 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ftscale.finetune.methods import METHODS, pet_size_fields
+
+    names = list(METHODS)
     p = subparsers.add_parser(
         "finetune",
-        help="run one finetuning run (fmt, lora or prompt) and print its record",
+        help=f"run one finetuning run ({', '.join(names[:-1])} or {names[-1]}) and print its record",
         description="Finetune MODEL on TASK with one method and print the run's record: test "
         "and dev loss of the target (nats/token) at the best-dev checkpoint, zero-shot loss, "
         "BLEU/chrF or ROUGE-L on a fixed test sample, and the run's cost.",
     )
     p.add_argument("--model", required=True, help="family model name or checkpoint path")
-    p.add_argument("--method", required=True, help="fmt | lora | prompt")
+    p.add_argument("--method", required=True, help=" | ".join(names))
     p.add_argument("--task", required=True, help="task name (see `ftscale data`)")
     p.add_argument("--data-size", type=int, required=True, help="finetuning examples")
     p.add_argument("--seed", type=int, default=0, help="seed of the data subset and the run")
-    p.add_argument("--rank", type=int, default=None, help="LoRA rank (default 4)")
-    p.add_argument("--prompt-length", type=int, default=None, help="soft prompt length (100)")
+    for field, meaning in pet_size_fields().items():
+        defaults = ", ".join(
+            f"{m.default_pet_size} for {n}" for n, m in METHODS.items() if m.pet_size_field == field
+        )
+        p.add_argument(
+            "--" + field.replace("_", "-"), type=int, default=None, help=f"{meaning} ({defaults})"
+        )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200)")
     budget.add_argument("--epochs", type=float, default=None, help="passes over the data")
@@ -46,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
+    from ftscale.finetune.methods import pet_size_fields
 
     config = FinetuneConfig(
         model=args.model,
@@ -53,8 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         method=args.method,
         data_size=args.data_size,
         seed=args.seed,
-        rank=args.rank,
-        prompt_length=args.prompt_length,
+        **{field: getattr(args, field) for field in pet_size_fields()},
         steps=args.steps,
         epochs=args.epochs,
         min_steps=args.min_steps,

@@ -32,10 +32,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ftscale.analysis.compare import recommend_from_fits
     from ftscale.cli._common import print_json
     from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
     from ftscale.errors import UserError
-    from ftscale.laws.methods import recommend_from_fits
 
     at = parse_floats(args.at, "--at") if args.at else None
     if at is not None and len(at) != 1:

@@ -303,9 +303,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from ftscale.analysis.study import fit_study, format_fits
     from ftscale.cli._common import print_json, to_json_text
     from ftscale.fsutil import atomic_write
-    from ftscale.study.fit import fit_study, format_fits
 
     study, store_path = _load(args)
     with _open_store(store_path) as store:

@@ -8,6 +8,7 @@ without the network. Importing this package is cheap: no file is read until a sp
 from __future__ import annotations
 
 from ftscale.data.pretraining import STREAMS, load_pretraining
+from ftscale.data.registry import related_tasks
 from ftscale.data.tasks import Example, Task, get_task, list_tasks
 from ftscale.data.tokenizer import train_tokenizer
 from ftscale.data.user import load_user_task
@@ -20,5 +21,6 @@ __all__ = [
     "list_tasks",
     "load_pretraining",
     "load_user_task",
+    "related_tasks",
     "train_tokenizer",
 ]

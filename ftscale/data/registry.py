@@ -104,3 +104,16 @@ def prompt_for(kind: str, source: str, lang: str, source_lang: str | None) -> st
             source=source,
         )
     return SUMMARIZE_PROMPT.format(lang=LANG_NAMES.get(lang, lang), source=source)
+
+
+def related_tasks(task_name: str) -> list[str]:
+    """The zero-shot sets that share a translation task's target language (``translate-en-de``
+    -> ``translate-fr-de``, ...), for transfer evaluation; empty for other tasks (summarisation,
+    user tasks, zero-shot sets themselves)."""
+    spec = TASKS_BY_NAME.get(task_name)
+    if spec is None or spec.kind != "translate" or spec.zero_shot:
+        return []
+    tgt = spec.languages[-1]
+    return [
+        t.name for t in TASKS if t.zero_shot and t.kind == "translate" and t.languages[-1] == tgt
+    ]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
 from ftscale.errors import UserError
+from ftscale.finetune.methods import pet_size_fields
 
 #: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
 MAX_LR = 1.0
 
 
 @dataclass
-class FinetuneConfig:
+class _RunSettings:
     """One run. Sizes in examples/tokens/steps; ``lr`` None means the method's measured default.
 
     Budget: ``steps`` optimiser steps, or ``epochs`` passes over the ``data_size`` examples
@@ -23,6 +24,8 @@ class FinetuneConfig:
     ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss.
     Evaluation uses fixed samples, the first ``dev_examples`` of dev and ``test_examples`` of test;
     greedy decoding for BLEU/chrF/ROUGE-L uses the first ``decode_examples`` test examples.
+    The PET-size fields (``rank``, ``prompt_length``, ...) are those the registered methods
+    name (:func:`ftscale.finetune.methods.pet_size_fields`); None means the method's default.
     """
 
     model: str
@@ -30,8 +33,6 @@ class FinetuneConfig:
     method: str = "lora"
     data_size: int = 1000
     seed: int = 0
-    rank: int | None = None  # LoRA rank (default 4)
-    prompt_length: int | None = None  # soft prompt length (default 100)
     steps: int | None = None
     epochs: float | None = None
     min_steps: int | None = None  # clamps an epoch budget from below (epochs only)
@@ -68,6 +69,15 @@ class FinetuneConfig:
         return asdict(self)
 
 
+#: The run configuration: the settings above plus one optional PET-size field per field name
+#: the method registry declares (``rank``, ``prompt_length``).
+FinetuneConfig = make_dataclass(
+    "FinetuneConfig",
+    [(name, int | None, field(default=None)) for name in pet_size_fields()],
+    bases=(_RunSettings,),
+    namespace={"__doc__": _RunSettings.__doc__, "__module__": __name__},
+)
+
 DEFAULT_STEPS = 200
 
 
@@ -78,7 +88,7 @@ def validate(config: FinetuneConfig) -> None:
     if config.method not in METHODS:
         raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
     method = METHODS[config.method]
-    for name in ("rank", "prompt_length"):
+    for name in pet_size_fields():
         value = getattr(config, name)
         if value is not None and value <= 0:
             raise UserError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")

@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ftscale.finetune.batching import encode, eval_batches
+from ftscale.finetune.evaluate import decode_hypotheses, evaluate
+
 #: Tokens per evaluated sequence with demonstrations (the family's models take 512 positions).
 TRANSFER_MAX_LENGTH = 512
 
@@ -29,7 +32,7 @@ class _Shot:
 
 
 class _ShotTask:
-    """Task shim for :func:`ftscale.finetune.engine.encode`: the prompt is the precomputed one."""
+    """Task shim for :func:`ftscale.finetune.batching.encode`: the prompt is the precomputed one."""
 
     def __init__(self, task: Any):
         self.name = task.name
@@ -38,24 +41,6 @@ class _ShotTask:
     @staticmethod
     def prompt(example: _Shot) -> str:
         return example.text
-
-
-def related_tasks(task_name: str) -> list[str]:
-    """Zero-shot sets with the same target language as a translation task (``translate-en-de``
-    -> ``translate-fr-de``, ...); empty for other tasks."""
-    from ftscale.data import list_tasks
-    from ftscale.data.registry import ZERO_SHOT_SOURCES
-
-    parts = task_name.split("-")
-    if len(parts) != 3 or parts[0] != "translate":
-        return []
-    tgt = parts[2]
-    names = set(list_tasks())
-    return [
-        f"translate-{src}-{tgt}"
-        for src in ZERO_SHOT_SOURCES.get(tgt, ())
-        if f"translate-{src}-{tgt}" in names
-    ]
 
 
 def shot_examples(task: Any, k: int, n: int) -> list[_Shot]:
@@ -91,7 +76,6 @@ def evaluate_transfer(
     target on ``n_loss`` items; BLEU and chrF on the first ``n_decode`` of them).
     """
     from ftscale.data import get_task
-    from ftscale.finetune.engine import encode, eval_batches, evaluate, greedy_decode
     from ftscale.finetune.metrics import quality
 
     out = []
@@ -105,20 +89,17 @@ def evaluate_transfer(
             row: dict[str, Any] = {"task": name, "shots": k, "loss": loss, "n": len(sample)}
             if n_decode:
                 dec = sample[:n_decode]
-                denc = encode(tokenizer, shim, dec, max_length)
-                prompts = [ids[:n] for ids, n in zip(denc.ids, denc.n_prompt, strict=True)]
-                caps = [
-                    min(max_new_tokens, 2 * (len(ids) - n) + 8)
-                    for ids, n in zip(denc.ids, denc.n_prompt, strict=True)
-                ]
-                gen = greedy_decode(
-                    runner, prompts, tokenizer.eos_token_id, pad_id, caps, batch_size
+                hyps = decode_hypotheses(
+                    runner,
+                    tokenizer,
+                    shim,
+                    dec,
+                    max_length=max_length,
+                    max_new_tokens=max_new_tokens,
+                    batch_size=batch_size,
+                    pad_id=pad_id,
+                    first_line=True,  # a demonstration-following model stops at a blank line
                 )
-                # a demonstration-following model stops at the blank line between examples
-                hyps = [
-                    tokenizer.decode(o, skip_special_tokens=True).split("\n")[0].strip()
-                    for o in gen
-                ]
                 q = quality(task.metric, hyps, [ex.target for ex in dec], [ex.lang for ex in dec])
                 row.update(bleu=q.get("bleu"), chrf=q.get("chrf"))
             out.append(row)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.errors import UserError
-from ftscale.models.pretrain import FAMILY_FILE, META_FILE, sha256_file
+from ftscale.models.checkpoint import FAMILY_FILE, META_FILE, sha256_file
 
 FAMILY_DIR = Path(__file__).resolve().parent / "family"
 

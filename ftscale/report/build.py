@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ftscale.cli._common import to_json_text
 from ftscale.fsutil import atomic_dir, atomic_write
+from ftscale.jsonio import to_json_text
 from ftscale.laws.critical import format_h
 from ftscale.report import figures
 from ftscale.report.summary import (
@@ -252,7 +252,7 @@ def build_report(
 
     Returns the folder. Raises UserError for a study without any finished run.
     """
-    from ftscale.study.fit import fit_study
+    from ftscale.analysis.study import fit_study
     from ftscale.study.plan import plan_study
     from ftscale.study.results import results_frame
 

@@ -11,27 +11,30 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.finetune.methods import METHODS, pet_size_fields
 from ftscale.laws.io import law_from_record
 
-#: One colour per method, everywhere in the report.
-METHOD_COLOURS = {"fmt": "#1f77b4", "lora": "#d62728", "prompt": "#2ca02c"}
+#: Colours of methods that declare none (and of names outside the registry).
 _FALLBACK = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-METHOD_LABELS = {"fmt": "FMT", "lora": "LoRA", "prompt": "Prompt"}
 FACTOR_LABELS = {
     "model_size": "model size (parameters)",
     "pretrain_tokens": "pretraining data (tokens)",
-    "pet_size": "PET size (LoRA rank / prompt length)",
+    "pet_size": f"PET size ({' / '.join(pet_size_fields().values())})",
 }
 
 
 def method_colour(method: str) -> str:
-    if method in METHOD_COLOURS:
-        return METHOD_COLOURS[method]
+    """The method's colour (its registry entry's), the same in every figure."""
+    m = METHODS.get(method)
+    if m is not None and m.colour:
+        return m.colour
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    """The method's name in reports ("LoRA"); a name outside the registry as it is."""
+    m = METHODS.get(method)
+    return m.label or method if m is not None else method
 
 
 def _plt():
@@ -73,7 +76,7 @@ def scaling_figure(
         return None
     methods = sorted(
         {p["method"] for p in pts},
-        key=lambda m: list(METHOD_COLOURS).index(m) if m in METHOD_COLOURS else 99,
+        key=lambda m: list(METHODS).index(m) if m in METHODS else 99,
     )
     fits = {
         f["group"]["method"]: f

@@ -18,7 +18,7 @@ lora = [200, 400, 800, 1600]
 prompt = [200, 400, 800, 1600]
 
 [pet_sizes]                        # pet_size factor: LoRA ranks / prompt lengths;
-lora = [4, 8, 16]                  # otherwise one default per method (rank 4, length 20)
+lora = [4, 8, 16]                  # otherwise each method's study_pet_size (rank 4, length 20)
 prompt = [10, 20, 50]
 
 [training]                         # finetuning settings for every run ...
@@ -49,17 +49,27 @@ from typing import Any
 from ftscale.errors import UserError
 
 FACTORS = ("model_size", "pretrain_tokens", "pet_size")
-PET_METHODS = ("lora", "prompt")
-#: The PET size used when PET size is not the factor being scaled (paper: rank 4, |P| = 100;
-#: our models are tiny and sequences short, so a shorter prompt).
-DEFAULT_PET_SIZE = {"lora": 4, "prompt": 20}
-LAWS = ("multiplicative", "additive", "power", "rectified")
 
 _STUDY_KEYS = {"name", "tasks", "task", "factor", "models", "methods", "seeds", "description"}
 _FIT_KEYS = {"laws", "holdout_largest", "holdout", "space", "bootstrap", "huber_delta", "seed"}
 _TRANSFER_KEYS = {"enabled", "shots", "data_sizes", "sample", "decode"}
 #: Run-identity fields of the finetuning config that the study itself sets.
-_PLANNED_FIELDS = {"model", "task", "method", "data_size", "seed", "rank", "prompt_length", "extra"}
+_PLANNED_FIELDS = {"model", "task", "method", "data_size", "seed", "extra"}
+
+
+def pet_methods() -> tuple[str, ...]:
+    """Methods with a PET size (the registry's; a pet_size study scales those only)."""
+    from ftscale.finetune.methods import pet_methods as registry_pet_methods
+
+    return registry_pet_methods()
+
+
+def study_pet_size(method: str) -> int | None:
+    """The PET size of ``method``'s runs when PET size is not the factor scaled (the
+    method's ``study_pet_size``, else its default; None without a PET size)."""
+    from ftscale.finetune.methods import METHODS
+
+    return METHODS[method].pet_size(None, study=True)
 
 
 def training_keys() -> set[str]:
@@ -68,8 +78,13 @@ def training_keys() -> set[str]:
     import dataclasses
 
     from ftscale.finetune.config import FinetuneConfig
+    from ftscale.finetune.methods import pet_size_fields
 
-    return {f.name for f in dataclasses.fields(FinetuneConfig)} - _PLANNED_FIELDS
+    return (
+        {f.name for f in dataclasses.fields(FinetuneConfig)}
+        - _PLANNED_FIELDS
+        - set(pet_size_fields())
+    )
 
 
 _TOP_KEYS = {"study", "data_sizes", "pet_sizes", "training", "fit", "transfer"}
@@ -189,6 +204,7 @@ def _check_run_config(study: Study, path: Path | None) -> None:
     import dataclasses
 
     from ftscale.finetune.config import FinetuneConfig, validate
+    from ftscale.finetune.methods import METHODS
 
     types = {f.name: f.type for f in dataclasses.fields(FinetuneConfig)}
     for method in study.methods:
@@ -206,7 +222,7 @@ def _check_run_config(study: Study, path: Path | None) -> None:
                 where = f"training.{method}.{key}" if key in own else f"training.{key}"
                 raise _err(path, f"{where}: {value!r} has the wrong type (expected {want})")
         pet = study.pet_sizes.get(method, (None,))[0]
-        field = {"lora": "rank", "prompt": "prompt_length"}.get(method)
+        field = METHODS[method].pet_size_field
         extra = {field: pet} if field and pet is not None else {}
         try:
             validate(
@@ -225,6 +241,8 @@ def _check_run_config(study: Study, path: Path | None) -> None:
 
 def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     """Validate a parsed study (a TOML document as a dict) and return a :class:`Study`."""
+    from ftscale.laws.registry import LAWS
+
     _check_keys(data, _TOP_KEYS, "", path)
     if "study" not in data or not isinstance(data["study"], dict):
         raise _err(path, "missing [study] table")
@@ -266,9 +284,11 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     if factor == "pet_size":
         if len(models) != 1:
             raise _err(path, "study.models: a pet_size study scales one model (give exactly one)")
-        if "fmt" in methods or any(m not in PET_METHODS for m in methods):
+        pet = pet_methods()
+        if any(m not in pet for m in methods):
             raise _err(
-                path, "study.methods: a pet_size study takes PET methods only (lora, prompt)"
+                path,
+                f"study.methods: a pet_size study takes PET methods only ({', '.join(pet)})",
             )
 
     ds = data.get("data_sizes")
@@ -288,7 +308,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         raise _err(path, "pet_sizes: expected a table")
     pet_sizes: dict[str, tuple[int, ...]] = {}
     for key, value in ps.items():
-        if key not in PET_METHODS or key not in methods:
+        if key not in pet_methods() or key not in methods:
             raise _err(path, f"pet_sizes.{key}: only for the PET methods of study.methods")
         sizes = _positive_ints(
             value if isinstance(value, list) else [value], f"pet_sizes.{key}", path
@@ -297,10 +317,10 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
             raise _err(path, f'pet_sizes.{key}: several sizes need factor = "pet_size"')
         pet_sizes[key] = sizes
     for m in methods:
-        if m in PET_METHODS and m not in pet_sizes:
+        if m in pet_methods() and m not in pet_sizes:
             if factor == "pet_size":
                 raise _err(path, f"pet_sizes.{m}: a pet_size study needs the sizes of every method")
-            pet_sizes[m] = (DEFAULT_PET_SIZE[m],)
+            pet_sizes[m] = (study_pet_size(m),)
         if factor == "pet_size" and len(pet_sizes[m]) < 2:
             raise _err(path, f"pet_sizes.{m}: a pet_size study needs at least 2 sizes")
 
@@ -322,7 +342,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     _check_keys(f, _FIT_KEYS, "fit.", path)
     laws = _str_list(f.get("laws", list(FitSpec.laws)), "fit.laws", path)
     for law in laws:
-        if law not in LAWS:
+        if law not in LAWS:  # the law registry (numpy/scipy only)
             raise _err(path, f"fit.laws: unknown law '{law}' (known: {', '.join(LAWS)})")
     hl = f.get("holdout_largest", list(FitSpec.holdout_largest))
     if not isinstance(hl, list) or not all(

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from ftscale.finetune.toy import ToyTask, toy_model, toy_pretrain, toy_tokenizer
+from ftscale.testing.toy import ToyTask, toy_model, toy_pretrain, toy_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 
 from ftscale.cli import main
 from ftscale.finetune import engine as E
+from ftscale.finetune import resources as R
 
 
 def _cli(*args):
@@ -75,7 +76,7 @@ def test_model_that_does_not_fit_memory(patched, capsys, monkeypatch):
     def no_load(name):
         raise AssertionError("the weights must not be loaded")
 
-    monkeypatch.setattr(E, "available_memory", lambda device: 10_000)
+    monkeypatch.setattr(R, "available_memory", lambda device: 10_000)
     monkeypatch.setattr(E, "_load_model", no_load)
     rc = main(["finetune", *BASE, "--method", "fmt", "--steps", "2"])
     err = capsys.readouterr()

@@ -6,6 +6,7 @@ import pytest
 
 from ftscale.errors import UserError
 from ftscale.finetune import engine as E
+from ftscale.finetune import resources as R
 from ftscale.finetune import run_finetune
 from ftscale.finetune.methods import METHODS, Adapted
 from ftscale.schema import ALL_COLUMNS
@@ -186,7 +187,7 @@ def test_nan_loss_stops_the_run_and_records_divergence(toy, monkeypatch, quick):
     assert rec["status"] == "diverged"
     assert rec["diverged_step"] == 5 and rec["steps"] == 5
     assert rec["loss"] is None and rec["dev_loss"] is None and rec["bleu"] is None
-    from ftscale.cli._common import to_json_text
+    from ftscale.jsonio import to_json_text
 
     assert json.loads(to_json_text(rec))["loss"] is None
 
@@ -259,7 +260,7 @@ def test_bad_config_raises_user_error(toy, over, msg, quick):
 
 def test_model_too_large_for_the_device(toy, monkeypatch, quick):
     task, tok, model = toy
-    monkeypatch.setattr(E, "available_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(R, "available_memory", lambda device: 1_000_000)
     with pytest.raises(UserError, match="GiB available"):
         run_finetune(quick(), model=model, tokenizer=tok, task=task)
 

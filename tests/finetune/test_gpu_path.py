@@ -89,7 +89,7 @@ def test_a_training_step_dispatches_no_operator_that_syncs(toy, method, precisio
     batches = E.train_batches(train, 16, runner.layout_prefix, tok.pad_token_id, rng)
     # the optimiser the engine makes for CUDA (fused AdamW: its step counters live on the
     # device; foreach AdamW, the CPU's choice, reads them with .item())
-    opt = E._optimizer(adapted.trainable, cfg, 1e-3, _cuda())
+    opt = E.make_optimizer(adapted.trainable, cfg, 1e-3, _cuda())
     assert opt.defaults["fused"]
     losses = torch.zeros(4)
     E.train_step(runner, next(batches), opt, adapted.trainable, 1.0)  # lazy state: not counted
@@ -125,9 +125,9 @@ def test_the_loop_reads_the_device_only_at_evaluation_points(toy, monkeypatch, q
     monkeypatch.setattr(E, "evaluate", flagged_eval)
     # the CUDA policies: NaN checks at evaluation points, fused AdamW
     monkeypatch.setattr(E, "nan_check_every", lambda device, every: every or 50)
-    real_opt = E._optimizer
+    real_opt = E.make_optimizer
     monkeypatch.setattr(
-        E, "_optimizer", lambda params, cfg, lr, dev: real_opt(params, cfg, lr, _cuda())
+        E, "make_optimizer", lambda params, cfg, lr, dev: real_opt(params, cfg, lr, _cuda())
     )
     log: list = []
     cfg = quick(method="lora", steps=20, eval_every=10, decode_examples=0, zero_shot=False)

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from ftscale.errors import UserError
-from ftscale.models.pretrain import META_FILE, lr_at, pretrain_family, recipe_from
+from ftscale.models.checkpoint import META_FILE
+from ftscale.models.loop import lr_at
+from ftscale.models.pretrain import pretrain_family, recipe_from
 
 
 def _meta(path):
@@ -158,7 +160,7 @@ def test_cosine_schedule_with_warmup():
 
 
 def test_a_finished_folder_is_kept_not_retrained(one, tmp_path, corpus, tokenizer, monkeypatch):
-    from ftscale.models import pretrain as pt
+    from ftscale.models import loop as pt
 
     out = tmp_path / "f"
     pretrain_family(out, one(), corpus=corpus, tokenizer=tokenizer)
@@ -179,7 +181,7 @@ def test_a_finished_folder_is_kept_not_retrained(one, tmp_path, corpus, tokenize
 
 def test_member_hash_covers_the_members_own_learning_rate_only():
     from ftscale.models.family import member_shape
-    from ftscale.models.pretrain import DEFAULT_RECIPE, member_hash
+    from ftscale.models.recipe import DEFAULT_RECIPE, member_hash
 
     small, big = member_shape(2), member_shape(6)  # widths 64 and 128
     a = {**DEFAULT_RECIPE, "lr_ref_width": 96}
@@ -192,7 +194,7 @@ def test_member_hash_covers_the_members_own_learning_rate_only():
 
 def test_member_lr_replaces_the_width_rule_for_that_member():
     from ftscale.models.family import member_shape
-    from ftscale.models.pretrain import member_hash, peak_lr, recipe_from
+    from ftscale.models.recipe import member_hash, peak_lr, recipe_from
 
     r = recipe_from({"member_lr": {"ftlm-5": 5e-3}})
     assert peak_lr(r, member_shape(5), "ftlm-5") == 5e-3
@@ -207,7 +209,7 @@ def test_reading_losses_in_bulk_changes_nothing(one, tmp_path, corpus, tokenizer
     policy's weights, train loss (EMA) and held-out losses, bit for bit."""
     import torch
 
-    from ftscale.models import pretrain as pt
+    from ftscale.models import loop as pt
 
     assert pt.loss_read_every(torch.device("cpu"), 50) == 1
     assert pt.loss_read_every(torch.device("cuda"), 50) == 50
@@ -236,7 +238,7 @@ def test_reading_losses_in_bulk_changes_nothing(one, tmp_path, corpus, tokenizer
 def test_a_nan_read_in_bulk_names_its_own_step(one, tmp_path, corpus, tokenizer, monkeypatch):
     import torch.nn.functional as F
 
-    from ftscale.models import pretrain as pt
+    from ftscale.models import loop as pt
 
     real = F.cross_entropy
     calls = {"train": 0}

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ftscale.models import FAMILY_DIR, list_models, load_model
-from ftscale.models.pretrain import META_FILE, sha256_file
+from ftscale.models.checkpoint import META_FILE, sha256_file
 
 STREAMS = ("en", "de", "zh", "en-de", "en-zh")
 
@@ -88,7 +88,7 @@ def test_names_list_and_load(family, monkeypatch):
 def test_shipped_family_is_what_the_default_recipe_builds(family):
     """`ftscale pretrain --family default` must rebuild this family: same recipe, and every
     checkpoint made by that recipe's member (shape, peak lr, schedule, data)."""
-    from ftscale.models.pretrain import member_hash, recipe_from, recipe_hash, recipe_shapes
+    from ftscale.models.recipe import member_hash, recipe_from, recipe_hash, recipe_shapes
 
     fam, metas = family
     recipe = recipe_from(None)

@@ -6,23 +6,23 @@ import re
 
 import pytest
 
+from ftscale.analysis.study import fit_study
 from ftscale.errors import UserError
 from ftscale.laws.critical import closed_form
 from ftscale.report.build import build_report
 from ftscale.report.figures import method_label
 from ftscale.report.summary import delta_table, findings, params_table
-from ftscale.study.fit import fit_study
 from ftscale.study.runner import run_study
 from ftscale.study.spec import parse_study
 from ftscale.study.store import RunStore
-from ftscale.study.testing import simulated_study
+from ftscale.testing.simulated import simulated_study
 
 HASHES = {"sim-task": "fixture"}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    os.environ["FTSCALE_RUN_FN"] = "ftscale.study.testing:simulated_run"
+    os.environ["FTSCALE_RUN_FN"] = "ftscale.testing.simulated:simulated_run"
     try:
         d = simulated_study(models=("sim-1e5", "sim-1e6", "sim-1e7"), seeds=2)
         d["study"]["methods"] = ["fmt", "lora", "prompt"]
@@ -86,7 +86,7 @@ def test_findings_follow_the_numbers(built):
 
 
 def test_too_few_points_still_reports(tmp_path, monkeypatch):
-    monkeypatch.setenv("FTSCALE_RUN_FN", "ftscale.study.testing:simulated_run")
+    monkeypatch.setenv("FTSCALE_RUN_FN", "ftscale.testing.simulated:simulated_run")
     d = simulated_study(models=("sim-1e5", "sim-1e6"), seeds=1)
     d["data_sizes"] = {"fmt": [100, 200], "lora": [100, 200]}
     study = parse_study(d)

@@ -5,11 +5,11 @@ import re
 
 import pytest
 
+from ftscale.demo import demo_study_path
 from ftscale.errors import UserError
 from ftscale.finetune.config import FinetuneConfig, budget_steps
-from ftscale.study.demo import demo_study_path
 from ftscale.study.spec import load_study, parse_study
-from ftscale.study.testing import simulated_study
+from ftscale.testing.simulated import simulated_study
 
 
 def _with(mutate):
@@ -77,8 +77,8 @@ def test_demo_budget_trains_every_size_for_epochs():
 
 
 def test_demo_table_says_when_a_floor_fits_to_zero():
+    from ftscale.demo import format_demo
     from ftscale.report.summary import floor_vanishes
-    from ftscale.study.demo import format_demo
 
     points = [
         {"task": "t", "method": m, "loss": loss} for m in ("fmt", "lora") for loss in (4.9, 3.6)

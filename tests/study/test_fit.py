@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
+from ftscale.analysis.study import fit_study
 from ftscale.errors import UserError
 from ftscale.laws.critical import crossings
 from ftscale.laws.io import law_from_record
-from ftscale.study.fit import fit_study
 from ftscale.study.runner import run_study
 from ftscale.study.spec import parse_study
 from ftscale.study.store import RunStore
-from ftscale.study.testing import SIM_LAWS, simulated_study
+from ftscale.testing.simulated import SIM_LAWS, simulated_study
 
 HASHES = {"sim-task": "fixture"}
 
@@ -17,7 +17,7 @@ HASHES = {"sim-task": "fixture"}
 def fitted(tmp_path_factory):
     import os
 
-    os.environ["FTSCALE_RUN_FN"] = "ftscale.study.testing:simulated_run"
+    os.environ["FTSCALE_RUN_FN"] = "ftscale.testing.simulated:simulated_run"
     try:
         d = simulated_study(models=("sim-1e5", "sim-3e5", "sim-1e6", "sim-3e6"), seeds=2)
         d["study"]["methods"] = ["fmt", "lora"]

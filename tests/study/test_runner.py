@@ -11,7 +11,7 @@ import pytest
 from ftscale.study.runner import run_study
 from ftscale.study.spec import parse_study
 from ftscale.study.store import RunStore
-from ftscale.study.testing import simulated_study
+from ftscale.testing.simulated import simulated_study
 
 HASHES = {"sim-task": "fixture"}
 
@@ -49,7 +49,7 @@ def test_diverged_runs_are_marked(tmp_path, sim_env):
 
 _DRIVER = textwrap.dedent(
     """
-    from ftscale.study.testing import simulated_study
+    from ftscale.testing.simulated import simulated_study
     from ftscale.study.runner import run_study
     from ftscale.study.spec import parse_study
     if __name__ == "__main__":

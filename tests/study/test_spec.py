@@ -5,7 +5,7 @@ import pytest
 from ftscale.errors import UserError
 from ftscale.study.plan import plan_study
 from ftscale.study.spec import load_study, parse_study
-from ftscale.study.testing import simulated_study
+from ftscale.testing.simulated import simulated_study
 
 
 def _with(mutate):
@@ -81,7 +81,7 @@ def test_load_study_file_errors(tmp_path):
 def test_keys_change_when_a_models_weights_change(tmp_path):
     import json
 
-    from ftscale.models.pretrain import META_FILE
+    from ftscale.models.checkpoint import META_FILE
     from ftscale.models.registry import model_fingerprint
 
     ck = tmp_path / "ck"

@@ -9,7 +9,13 @@ from ftscale.finetune.methods.base import Adapted, Method
 
 class FullTuning(Method):
     name = "fmt"
+    label, colour = "FMT", "#1f77b4"
     default_lr = 1e-3  # measured on the family: docs/finetune.md
+    weight_copies = 4  # weights, gradients, two AdamW moments
+
+    def flops_per_token(self, model_size: int, trainable: int) -> float:
+        """6 N: every weight has a gradient (trainable = N)."""
+        return 6 * model_size
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         params = list(model.parameters())  # tied embeddings appear once

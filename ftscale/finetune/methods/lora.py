@@ -8,21 +8,20 @@ inside the blocks and leaves the output head alone. ``lora_alpha = 2 r`` keeps t
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-from ftscale.finetune.methods.base import Adapted, Method
+from ftscale.finetune.methods.base import Adapted, Method, PetSize, peft_adapted
 
 
 class LoRA(Method):
     name = "lora"
+    label, colour = "LoRA", "#d62728"
     default_lr = 1e-2  # measured on the family: docs/finetune.md
-    pet_size_field = "rank"
-    default_pet_size = 4  # the paper's default rank
+    pet = PetSize("rank", "LoRA rank", default=4)  # the paper's default rank
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
         rank = int(pet_size or self.default_pet_size)
         cfg = LoraConfig(
@@ -31,15 +30,4 @@ class LoRA(Method):
         # PEFT initialises lora_A from torch's global RNG: seed it from the run's generator so the
         # adapter init is part of the run's seed.
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        with warnings.catch_warnings():
-            # PEFT calls a transformers method that transformers 5 marks deprecated
-            warnings.simplefilter("ignore", FutureWarning)
-            peft_model = get_peft_model(model, cfg)
-        base = peft_model.get_base_model()  # same object, adapters injected in place
-        trainable = [p for p in base.parameters() if p.requires_grad]
-        return Adapted(
-            model=base,
-            prefix=None,
-            trainable=trainable,
-            pet_params=sum(p.numel() for p in trainable),
-        )
+        return peft_adapted(model, cfg)

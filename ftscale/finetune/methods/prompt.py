@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftscale.finetune.methods.base import Adapted, Method
+from ftscale.finetune.methods.base import Adapted, Method, PetSize
 
 
 class PromptTuning(Method):
     name = "prompt"
+    label, colour = "Prompt", "#2ca02c"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
-    pet_size_field = "prompt_length"
-    default_pet_size = 100  # the paper's default prompt length
+    # the paper's default length 100; a study that does not scale PET size uses 20: our models
+    # are tiny and sequences short
+    pet = PetSize("prompt_length", "soft prompt length", default=100, study_default=20)
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch

@@ -322,7 +322,7 @@ def select_model(
     if not curves:
         raise UserError("no candidate models to select from")
     if not (target > 0 and budget > 0):
-        raise UserError("--budget and --target must be positive")
+        raise UserError("the budget and target data sizes must be positive")
     if law not in _PROFILE_LAWS:
         raise UserError(f"model selection needs a one-factor law (power, rectified), not {law}")
     if not 0.5 <= confidence < 1:

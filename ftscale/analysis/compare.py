@@ -1,7 +1,10 @@
-"""Method comparisons over a fits file: critical data sizes and recommendations per context.
+"""Method comparisons over fit records: critical data sizes and recommendations per context.
 
-A fits file from ``ftscale fit --group-by method[,task,...]`` holds one law per group. Groups
-that differ only in ``method`` form a context (e.g. one task); methods are compared within it.
+Fit records with a ``method`` in their group (a fits file from ``ftscale fit --group-by
+method[,task,...]``, or a study's fits) hold one law per group. Groups that differ only in
+``method`` form a context (e.g. one task); methods are compared within it. ``ftscale critical``
+/ ``recommend`` (from a fits file) and ``ftscale study fit`` (from its own fits) share
+:func:`pair_table` and :func:`recommend_in`.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from ftscale.laws.io import law_from_record, load_fits
 from ftscale.laws.recommend import recommend
 
 
-def contexts(
-    path: str, methods: list[str] | None = None
+def contexts_of(
+    records: list[dict[str, Any]], methods: list[str] | None = None, path: str | None = None
 ) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
-    """``[(context, {method: (law, record)})]`` from a fits file, methods in the asked order."""
-    fits = load_fits(path)
+    """``[(context, {method: (law, record)})]`` of fit records, methods in the asked order
+    (else in the records' order)."""
     by_ctx: dict[str, tuple[dict, dict[str, tuple[ScalingLaw, dict]]]] = {}
-    for rec in fits:
+    for rec in records:
         group = rec["group"]
         if not isinstance(group, dict) or "method" not in group:
             raise UserError("fits have no 'method' group (fit with --group-by method)", path=path)
@@ -45,6 +48,44 @@ def contexts(
             )
         out.append((ctx, laws))
     return out
+
+
+def contexts(
+    path: str, methods: list[str] | None = None
+) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
+    """:func:`contexts_of` the records of a fits file."""
+    return contexts_of(load_fits(path), methods, path)
+
+
+def pair_table(
+    laws: dict[str, tuple[ScalingLaw, dict]],
+    xs: list[float | None],
+    lo: float = DEFAULT_RANGE[0],
+    hi: float = DEFAULT_RANGE[1],
+) -> list[dict[str, Any]]:
+    """Each pair of a context's methods: ``{"methods", "points": [critical_data_size at each
+    x], "closed_form"}`` (closed form for multiplicative laws only)."""
+    out = []
+    for m1, m2 in itertools.combinations(laws, 2):
+        l1, l2 = laws[m1][0], laws[m2][0]
+        pts = [critical_data_size(l1, l2, x, lo, hi) for x in xs]
+        cf = closed_form(l1.params_, l2.params_) if l1.name == "multiplicative" else None
+        out.append({"methods": [m1, m2], "points": pts, "closed_form": cf})
+    return out
+
+
+def recommend_in(
+    laws: dict[str, tuple[ScalingLaw, dict]], x: float | None, data_size: float, **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`ftscale.laws.recommend.recommend` for a context's methods, with the cost models
+    their fit records carry."""
+    return recommend(
+        {m: law for m, (law, _) in laws.items()},
+        x,
+        data_size,
+        cost_models={m: rec.get("cost_models") or {} for m, (_, rec) in laws.items()},
+        **kwargs,
+    )
 
 
 def _x(law: ScalingLaw, at: float | None) -> float | None:
@@ -71,14 +112,11 @@ def critical_pairs(
     for ctx, laws in contexts(path, methods):
         if len(laws) < 2:
             continue
-        for m1, m2 in itertools.combinations(laws, 2):
-            l1, l2 = laws[m1][0], laws[m2][0]
-            xs = at if l1.n_factors == 2 else [None]
-            if l1.n_factors == 2 and at is None:
-                _x(l1, None)
-            pts = [critical_data_size(l1, l2, x, lo, hi) for x in xs]
-            cf = closed_form(l1.params_, l2.params_) if l1.name == "multiplicative" else None
-            pairs.append({"context": ctx, "methods": [m1, m2], "points": pts, "closed_form": cf})
+        first = next(iter(laws.values()))[0]
+        xs = at if first.n_factors == 2 else [None]
+        if first.n_factors == 2 and at is None:
+            _x(first, None)
+        pairs += [{"context": ctx, **p} for p in pair_table(laws, xs, lo, hi)]
     if not pairs:
         raise UserError("no context of the fits holds two methods to compare", path=path)
     return {"range": [lo, hi], "pairs": pairs}
@@ -104,16 +142,7 @@ def recommend_from_fits(
     for ctx, laws in contexts(path):
         first = next(iter(laws.values()))[0]
         xx = _x(first, x)
-        r = recommend(
-            {m: law for m, (law, _) in laws.items()},
-            xx,
-            data_size,
-            cost_models={m: rec.get("cost_models") or {} for m, (_, rec) in laws.items()},
-            cost=cost,
-            tolerance=tolerance,
-            lo=lo,
-            hi=hi,
-        )
+        r = recommend_in(laws, xx, data_size, cost=cost, tolerance=tolerance, lo=lo, hi=hi)
         if cost is not None and r["cost_column"] is None:
             raise UserError(f"cost column {cost!r} is not in every method's fits", path=path)
         recs.append({"context": ctx, "x": xx, "data_size": data_size, **r})

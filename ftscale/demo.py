@@ -46,10 +46,10 @@ def run_demo(
     stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run, fit and report the demo study; returns a summary dict (what ``--json`` prints)."""
-    from ftscale.cli._common import to_json_text
+    from ftscale.analysis.study import fit_study
     from ftscale.fsutil import atomic_write
+    from ftscale.jsonio import to_json_text
     from ftscale.report.build import build_report
-    from ftscale.study.fit import fit_study
     from ftscale.study.plan import plan_study
     from ftscale.study.runner import run_study
     from ftscale.study.store import RunStore

@@ -1,6 +1,6 @@
 """A simulated run function for testing the study machinery without training anything.
 
-``FTSCALE_RUN_FN=ftscale.study.testing:simulated_run`` makes every run return a loss drawn from
+``FTSCALE_RUN_FN=ftscale.testing.simulated:simulated_run`` makes every run return a loss drawn from
 a known multiplicative law instead of finetuning. Model names of the form ``sim-<size>`` (e.g.
 ``sim-1e6``) give the model size. A model name containing ``crash`` raises; one containing
 ``diverge`` returns a diverged record. ``FTSCALE_SIM_SLEEP`` (seconds) makes each run take that long,

@@ -4,25 +4,21 @@ critical data size between each pair of methods and a method recommendation.
 Per (task, method): the finished runs are averaged over seeds (the paper averages 3 runs on
 different random subsets per point); the points with the largest value of each
 ``fit.holdout_largest`` column (and those matching ``fit.holdout``) are held out and scored as
-Delta_h; every law of ``fit.laws`` is fitted to the rest. Too few points for a law is not an
-error: the fit is skipped and the reason recorded in ``notes``, so a report can say so.
+Delta_h; every law of ``fit.laws`` is fitted to the rest, through the same step as ``ftscale
+fit`` (:func:`ftscale.analysis.fit.fit_group`, whose policy applies: too few points for a law
+skips that fit with a note, so a report can say so).
 """
 
 from __future__ import annotations
 
-import itertools
-import warnings
 from typing import Any
 
 import numpy as np
 
-from ftscale.errors import ConvergenceWarning, UserError
-from ftscale.laws.cost import fit_cost_model
-from ftscale.laws.critical import closed_form, critical_data_size
-from ftscale.laws.io import fit_record, law_from_record
-from ftscale.laws.recommend import recommend
-from ftscale.laws.registry import get_law, make_law
-from ftscale.schema import COST_COLUMNS
+from ftscale.analysis.compare import contexts_of, pair_table, recommend_in
+from ftscale.analysis.fit import FitOptions, fit_group, fits_document
+from ftscale.errors import UserError
+from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
 from ftscale.study.spec import Study
 from ftscale.study.store import RunStore
@@ -50,7 +46,8 @@ def fit_study(
 
     Returns a fits document (``{"ftscale_fits": 1, "fits": [...]}`` plus ``study``, ``factor``,
     ``points`` (seed-averaged), ``critical``, ``recommendations`` and ``notes``) that
-    ``ftscale critical`` and ``ftscale recommend`` also read.
+    ``ftscale critical`` and ``ftscale recommend`` also read. Fitting policy:
+    :mod:`ftscale.analysis.fit`.
     """
     from ftscale.study.plan import plan_study
 
@@ -60,6 +57,12 @@ def fit_study(
     if pts.empty:
         raise UserError(f"study {study.name}: no finished runs to fit yet")
     factor = study.factor
+    options = FitOptions(
+        space=study.fit.space,
+        huber_delta=study.fit.huber_delta,
+        bootstrap=study.fit.bootstrap,
+        seed=study.fit.seed,
+    )
     fits: list[dict[str, Any]] = []
     notes: list[str] = []
     points_out = []
@@ -83,118 +86,55 @@ def fit_study(
                     "heldout": bool(hold[i]),
                 }
             )
-        fit_pts, held = g[~hold], g[hold]
-        cost_models = {}
-        for col in COST_COLUMNS:
-            if col in g and g[col].notna().sum() >= 2:
-                model = fit_cost_model(
-                    g[factor].to_numpy(float),
-                    g["data_size"].to_numpy(float),
-                    g[col].to_numpy(float),
-                )
-                if model is not None:
-                    cost_models[col] = model
         for law_name in study.fit.laws:
-            cls = get_law(law_name)
-            groups = (
-                [(None, fit_pts, held)]
-                if cls.n_factors == 2
-                else [
-                    (v, fit_pts[fit_pts[factor] == v], held[held[factor] == v])
-                    for v in sorted(g[factor].unique())
-                ]
-            )
-            for value, fp, hp in groups:
-                label = f"{task}/{method}/{law_name}" + (
-                    "" if value is None else f" at {factor}={value:g}"
-                )
-                law = make_law(
-                    law_name,
-                    huber_delta=study.fit.huber_delta,
-                    space=study.fit.space,
-                    n_bootstrap=study.fit.bootstrap,
-                    seed=study.fit.seed,
-                )
-                args = (fp[factor].to_numpy(float),) if cls.n_factors == 2 else (None,)
-                hold_args = (
-                    hp[factor].to_numpy(float) if cls.n_factors == 2 else None,
-                    hp["data_size"].to_numpy(float),
-                    hp["loss"].to_numpy(float),
-                )
-                try:
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always", ConvergenceWarning)
-                        law.fit(
-                            *args,
-                            fp["data_size"].to_numpy(float),
-                            fp["loss"].to_numpy(float),
-                            holdout=hold_args,
-                        )
-                except UserError as exc:
-                    notes.append(f"{label}: not fitted ({exc})")
-                    continue
-                for w in caught:
-                    if issubclass(w.category, ConvergenceWarning):
-                        notes.append(f"{label}: {w.message}")
+            # a one-factor law is fitted at each factor value on its own
+            if get_law(law_name).n_factors == 2:
+                parts = [(None, np.ones(len(g), dtype=bool))]
+            else:
+                parts = [(v, (g[factor] == v).to_numpy()) for v in sorted(g[factor].unique())]
+            for value, rows in parts:
                 group = {"task": task, "method": method}
                 if value is not None:
                     group[factor] = float(value)
-                fits.append(
-                    fit_record(
-                        law,
-                        group=group,
-                        factor=factor if cls.n_factors == 2 else None,
-                        data="data_size",
-                        target="loss",
-                        cost_models=cost_models,
-                    )
+                record, why = fit_group(
+                    law_name,
+                    g[rows].reset_index(drop=True),
+                    hold[rows],
+                    group=group,
+                    factor=factor if value is None else None,
+                    options=options,
+                    label=f"{task}/{method}/{law_name}"
+                    + ("" if value is None else f" at {factor}={value:g}"),
                 )
+                notes += why
+                if record is not None:
+                    fits.append(record)
     values = sorted({p[factor] for p in points_out})
-    doc: dict[str, Any] = {
-        "ftscale_fits": 1,
-        "study": study.name,
-        "factor": factor,
-        "fits": fits,
-        "points": points_out,
-        "notes": notes,
-    }
-    doc["critical"] = critical_table(fits, values)
-    doc["recommendations"] = recommendation_table(fits, pts, factor)
-    return doc
+    return fits_document(
+        fits,
+        notes,
+        study=study.name,
+        factor=factor,
+        points=points_out,
+        critical=critical_table(fits, values),
+        recommendations=recommendation_table(fits, pts, factor),
+    )
 
 
-def _joint_fits(
-    fits: list[dict[str, Any]], law: str = "multiplicative"
-) -> dict[tuple[str, str], dict]:
-    return {
-        (f["group"]["task"], f["group"]["method"]): f
-        for f in fits
-        if f["law"] == law and f["factor"] is not None
-    }
+def _joint_contexts(fits: list[dict[str, Any]], law: str = "multiplicative") -> list:
+    """Per task, the methods' two-factor fits of ``law`` (see :func:`contexts_of`)."""
+    return contexts_of([f for f in fits if f["law"] == law and f["factor"] is not None])
 
 
 def critical_table(
     fits: list[dict[str, Any]], values: list[float], law: str = "multiplicative"
 ) -> list[dict[str, Any]]:
     """Critical data sizes between each pair of methods, per task, at each factor value."""
-    by = _joint_fits(fits, law)
-    out = []
-    tasks = sorted({t for t, _ in by})
-    for task in tasks:
-        methods = sorted(m for t, m in by if t == task)
-        for m1, m2 in itertools.combinations(methods, 2):
-            r1, r2 = by[(task, m1)], by[(task, m2)]
-            l1, l2 = law_from_record(r1), law_from_record(r2)
-            out.append(
-                {
-                    "task": task,
-                    "methods": [m1, m2],
-                    "law": law,
-                    "points": [critical_data_size(l1, l2, x) for x in values],
-                    "closed_form": closed_form(r1["params"], r2["params"]),
-                }
-            )
-    return out
+    return [
+        {"task": ctx["task"], "methods": p["methods"], "law": law, **p}
+        for ctx, laws in _joint_contexts(fits, law)
+        for p in pair_table(laws, values)
+    ]
 
 
 def recommendation_table(
@@ -202,17 +142,15 @@ def recommendation_table(
 ) -> list[dict[str, Any]]:
     """For each task and each factor value of the study, the recommendation at the largest
     data size that every method was run with (a budget the user plausibly has)."""
-    by = _joint_fits(fits, law)
     out = []
-    for task in sorted({t for t, _ in by}):
-        laws = {m: law_from_record(r) for (t, m), r in by.items() if t == task}
-        costs = {m: r.get("cost_models", {}) for (t, m), r in by.items() if t == task}
+    for ctx, laws in _joint_contexts(fits, law):
         if len(laws) < 2:
             continue
+        task = ctx["task"]
         sub = pts[pts["task"] == task]
         budget = float(sub.groupby("method")["data_size"].max().min())
         for x in sorted(sub[factor].dropna().unique()):
-            rec = recommend(laws, float(x), budget, cost_models=costs)
+            rec = recommend_in(laws, float(x), budget)
             out.append({"task": task, factor: float(x), "data_size": budget, **rec})
     return out
 

@@ -1,0 +1,128 @@
+"""The one law-fitting step: a group's seed-averaged points -> a fitted law's record.
+
+``ftscale fit`` (:func:`ftscale.lawfit.fit_frame`) and ``ftscale study fit``
+(:func:`ftscale.analysis.study.fit_study`) both end here, so both follow one policy:
+
+- Points are seed means (the paper averages 3 runs per point); held-out points are scored as
+  Delta_h and never fitted.
+- Too few points for a law's free parameters, or a fit the estimator refuses, is not an error
+  for the group: the fit is skipped and the reason becomes a note. (``ftscale fit``, whose
+  only output is a fits file, then refuses a table where no group could be fitted; a study's
+  document still goes to its report, which says why.)
+- A fit that does not converge is kept (``"converged": false`` in its record) and its warning
+  becomes a note; no warning reaches the terminal.
+- Cost models (cost = exp(c0) X^c1 D^c2) are fitted to every point of the group, held out
+  too: a held-out point is one the law must predict, but its cost is a measurement like any other.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ftscale.errors import ConvergenceWarning, UserError
+from ftscale.laws.cost import fit_cost_model
+from ftscale.laws.io import FORMAT_VERSION, fit_record
+from ftscale.laws.registry import get_law
+from ftscale.schema import COST_COLUMNS
+
+__all__ = ["FORMAT_VERSION", "FitOptions", "cost_models", "fit_group", "fits_document"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How every law is fitted: loss ``space`` ("linear" | "log"), the Huber loss's
+    ``huber_delta`` (nats/token), ``bootstrap`` refits for intervals, their ``seed``."""
+
+    space: str = "linear"
+    huber_delta: float = 1e-3
+    bootstrap: int = 0
+    seed: int = 0
+
+
+def cost_models(points: pd.DataFrame, factor: str | None, data: str) -> dict[str, dict]:
+    """Cost column -> fitted cost model over ``points`` (columns without 2 usable values: none)."""
+    X = points[factor].to_numpy(float) if factor else None
+    out = {}
+    for col in COST_COLUMNS:
+        if col in points.columns:
+            values = pd.to_numeric(points[col], errors="coerce").to_numpy(float)
+            model = fit_cost_model(X, points[data].to_numpy(float), values)
+            if model is not None:
+                out[col] = model
+    return out
+
+
+def fit_group(
+    law: str,
+    points: pd.DataFrame,
+    held: np.ndarray,
+    *,
+    group: dict[str, Any],
+    factor: str | None,
+    data: str = "data_size",
+    target: str = "loss",
+    options: FitOptions = FitOptions(),
+    fixed: dict[str, float] | None = None,
+    label: str = "",
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Fit ``law`` to the seed-averaged ``points`` of one group, ``held`` (a boolean mask over
+    them) held out. ``factor`` is None for one-factor laws. Returns (the fit record or None,
+    notes); see the module's policy."""
+    cls = get_law(law)
+    held = np.asarray(held, dtype=bool)
+    fit_pts, hold_pts = points[~held], points[held]
+    label = label or ", ".join(f"{k}={v}" for k, v in group.items()) or "all rows"
+    n_params = len(cls.param_names) - len(fixed or {})
+    if len(fit_pts) < n_params:
+        why = (
+            f"{len(fit_pts)} points for the {n_params} parameters of the {law} law "
+            "(need at least as many points as parameters)"
+        )
+        return None, [f"{label}: not fitted ({why})"]
+    est = cls(
+        huber_delta=options.huber_delta,
+        space=options.space,
+        n_bootstrap=options.bootstrap,
+        seed=options.seed,
+    )
+
+    def xs(frame: pd.DataFrame) -> np.ndarray | None:
+        return frame[factor].to_numpy(float) if factor else None
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            est.fit(
+                xs(fit_pts),
+                fit_pts[data].to_numpy(float),
+                fit_pts[target].to_numpy(float),
+                holdout=(
+                    xs(hold_pts),
+                    hold_pts[data].to_numpy(float),
+                    hold_pts[target].to_numpy(float),
+                ),
+                fixed=fixed,
+            )
+    except UserError as exc:
+        return None, [f"{label}: not fitted ({exc})"]
+    notes = [f"{label}: {w.message}" for w in caught if issubclass(w.category, ConvergenceWarning)]
+    record = fit_record(
+        est,
+        group=group,
+        factor=factor,
+        data=data,
+        target=target,
+        cost_models=cost_models(points, factor, data),
+    )
+    return record, notes
+
+
+def fits_document(fits: list[dict[str, Any]], notes: list[str], **extra: Any) -> dict[str, Any]:
+    """The fits document every fitting command writes: ``{"ftscale_fits", ...extra, "fits",
+    "notes"}``."""
+    return {"ftscale_fits": FORMAT_VERSION, **extra, "fits": fits, "notes": notes}

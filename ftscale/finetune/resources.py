@@ -1,0 +1,94 @@
+"""What a finetuning run needs from the machine: the device, the memory it may use and a guard
+that refuses a run too large for it (before gigabytes of weights are read), the peak memory a
+run used, parameter counts of the base model, and a device barrier for honest timings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftscale.errors import UserError
+from ftscale.finetune.config import FinetuneConfig
+
+
+def resolve_device(name: str) -> Any:
+    """``torch.device(name)``; CUDA asked for where there is none: :class:`UserError`."""
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available here")
+    return torch.device(name)
+
+
+def available_memory(device: Any) -> int:
+    """Bytes the run may use: free GPU memory, or the kernel's MemAvailable on the CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_train_bytes(model: Any, trainable: int, config: FinetuneConfig, prefix: int) -> int:
+    """Rough peak bytes of training: weights, grads + AdamW moments + best copy of the
+    trainable parameters, activations (~34 hidden-size values per layer and token, the usual
+    transformer estimate) and target logits. An order-of-magnitude guard, not an accounting."""
+    cfg = model.config
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    hidden = int(getattr(cfg, "hidden_size", 0) or 0)
+    layers = int(getattr(cfg, "num_hidden_layers", 0) or 0)
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+    tokens = config.batch_size * (config.max_length + prefix)
+    act = tokens * layers * hidden * 34 * 4
+    logits = config.batch_size * config.max_length * vocab * 4 * 3
+    return int(weights + trainable * 4 * 4 + act + logits)
+
+
+def check_memory(needed: int, device: Any, config: FinetuneConfig) -> None:
+    """Refuse (:class:`UserError`) a run that needs more than ``device`` has (bytes)."""
+    have = available_memory(device)
+    if needed > have:
+        raise UserError(
+            f"model {config.model!r} needs about {needed / 2**30:.1f} GiB to train with batch "
+            f"{config.batch_size} x {config.max_length} tokens, but {device} has "
+            f"{have / 2**30:.1f} GiB available"
+        )
+
+
+def peak_memory(device: Any) -> int:
+    """Peak bytes of this process: CUDA's max allocated, or the CPU's max resident set size."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(all parameters, non-embedding parameters) of the base model; tied tensors count once."""
+    total = sum(p.numel() for p in model.parameters())
+    seen = {id(p) for p in model.parameters()}
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    embed = emb.numel()
+    if out is not None and out.weight is not emb and id(out.weight) in seen:
+        embed += out.weight.numel()
+    return total, total - embed
+
+
+def sync(device: Any) -> None:
+    """Wait for the device's queued work (CUDA), so wall-clock timings are honest."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
