@@ -77,10 +77,12 @@ def _open_store(store_path: Path, must_exist: bool = True):
 
 def _plan(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
+    from ftscale.study.check import check_study_resources
     from ftscale.study.estimate import estimate_runs
     from ftscale.study.plan import plan_study
 
     study, store_path = _load(args)
+    check_study_resources(study)
     runs = plan_study(study)
     status: dict[str, str] = {}
     measured = []

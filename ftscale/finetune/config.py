@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
@@ -79,6 +80,55 @@ FinetuneConfig = make_dataclass(
 )
 
 DEFAULT_STEPS = 200
+#: Fewest tokens per example that leave room for a prompt and a target.
+MIN_LENGTH = 8
+
+_INT_FIELDS = (
+    "data_size",
+    "seed",
+    "steps",
+    "batch_size",
+    "max_length",
+    "eval_every",
+    "patience",
+    "dev_examples",
+    "test_examples",
+    "decode_examples",
+    "max_new_tokens",
+    "transfer_examples",
+    "transfer_decode",
+)
+_FLOAT_FIELDS = ("epochs", "lr", "weight_decay", "warmup", "min_lr_ratio", "grad_clip")
+_BOOL_FIELDS = ("zero_shot", "compile", "transfer")
+_STR_FIELDS = ("model", "task", "method", "optimizer", "device", "precision")
+
+
+def _check_types(config: FinetuneConfig) -> None:
+    """Each setting of the type its field says (``steps = 4.5`` or ``zero_shot = "no"`` are
+    errors, not silently truncated or truthy); None where the field allows it."""
+    for name in (*_INT_FIELDS, *pet_size_fields()):
+        v = getattr(config, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise UserError(f"{name.replace('_', ' ')} must be an integer, got {v!r}")
+    for name in _FLOAT_FIELDS:
+        v = getattr(config, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            what = "learning rate" if name == "lr" else name.replace("_", " ")
+            raise UserError(f"{what} must be a finite number, got {v!r}")
+    for name in _BOOL_FIELDS:
+        if not isinstance(getattr(config, name), bool):
+            raise UserError(f"{name.replace('_', ' ')} must be true or false")
+    for name in _STR_FIELDS:
+        if not isinstance(getattr(config, name), str):
+            raise UserError(f"{name.replace('_', ' ')} must be a string")
+    if config.threads is not None and (
+        isinstance(config.threads, bool)
+        or not isinstance(config.threads, int)
+        or config.threads < 1
+    ):
+        raise UserError(f"threads must be a positive integer, got {config.threads!r}")
 
 
 def validate(config: FinetuneConfig) -> None:
@@ -88,6 +138,9 @@ def validate(config: FinetuneConfig) -> None:
     if config.method not in METHODS:
         raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
     method = METHODS[config.method]
+    _check_types(config)
+    if not 0 <= config.seed < 2**32:
+        raise UserError(f"seed must be an integer in [0, 2^32), got {config.seed}")
     for name in pet_size_fields():
         value = getattr(config, name)
         if value is not None and value <= 0:
@@ -133,6 +186,17 @@ def validate(config: FinetuneConfig) -> None:
         raise UserError(f"unknown optimizer {config.optimizer!r} (known: adamw, adafactor)")
     if not (0 <= config.warmup < 1):
         raise UserError(f"warm-up fraction must lie in [0, 1), got {config.warmup}")
+    if not (0 <= config.min_lr_ratio <= 1):
+        raise UserError(f"min lr ratio must lie in [0, 1], got {config.min_lr_ratio}")
+    if not (0 <= config.weight_decay < 1):
+        raise UserError(f"weight decay must lie in [0, 1), got {config.weight_decay}")
+    if not (0 <= config.grad_clip < math.inf):
+        raise UserError(f"grad clip must be a finite number >= 0 (0: off), got {config.grad_clip}")
+    if config.max_length < MIN_LENGTH:
+        raise UserError(
+            f"max length must be at least {MIN_LENGTH} tokens (a prompt and a target), got "
+            f"{config.max_length}"
+        )
     for name in ("eval_every", "patience", "dev_examples", "test_examples", "decode_examples"):
         if getattr(config, name) < 0:
             raise UserError(f"{name.replace('_', ' ')} must not be negative")
@@ -148,8 +212,8 @@ def validate(config: FinetuneConfig) -> None:
             raise UserError("transfer decode examples cannot exceed transfer examples")
     if config.precision not in ("auto", "bf16", "fp32"):
         raise UserError(f"unknown precision {config.precision!r} (known: auto, bf16, fp32)")
-    if not (config.device == "cpu" or config.device.startswith("cuda")):
-        raise UserError(f"unknown device {config.device!r} (cpu or cuda)")
+    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]+)?", config.device):
+        raise UserError(f"unknown device {config.device!r} (cpu, cuda, cuda:N or mps)")
 
 
 def budget_steps(config: FinetuneConfig) -> int:

@@ -198,6 +198,7 @@ def run_finetune(
             raise UserError("a model given directly needs its tokenizer")
         model = copy.deepcopy(model)
         model_id = None
+    method.check_pet_size(getattr(model, "config", None), pet_size, config.max_length)
     model.to(torch.float32)
     model_size, nonembed = count_parameters(model)
     if info is not None:

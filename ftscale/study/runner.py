@@ -115,7 +115,10 @@ def run_study(
     Finished runs (done, failed, diverged) are skipped; ``retry_failed`` puts failed and diverged
     runs back first. Runs of this study left ``running`` by a runner that died are requeued.
     """
+    from ftscale.study.check import check_study_resources
+
     t0 = time.monotonic()
+    check_study_resources(study)  # before the store is created or anything runs
     store = RunStore(store_path or default_store_path(study))
     try:
         runs = sync_plan(study, store, plan_study(study, data_hashes))

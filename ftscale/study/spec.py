@@ -361,6 +361,9 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     huber = f.get("huber_delta", 1e-3)
     if not isinstance(huber, int | float) or isinstance(huber, bool) or huber <= 0:
         raise _err(path, "fit.huber_delta: expected a positive number")
+    fit_seed = f.get("seed", 0)
+    if isinstance(fit_seed, bool) or not isinstance(fit_seed, int) or not 0 <= fit_seed < 2**32:
+        raise _err(path, f"fit.seed: expected an integer in [0, 2^32), got {fit_seed!r}")
     fit = FitSpec(
         laws=laws,
         holdout_largest=tuple(hl),
@@ -368,19 +371,38 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         space=space,
         bootstrap=bootstrap,
         huber_delta=float(huber),
-        seed=int(f.get("seed", 0)),
+        seed=fit_seed,
     )
 
     t = data.get("transfer", {})
     if not isinstance(t, dict):
         raise _err(path, "transfer: expected a table")
     _check_keys(t, _TRANSFER_KEYS, "transfer.", path)
+    enabled = t.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise _err(path, f"transfer.enabled: expected true or false, got {enabled!r}")
+    shots = t.get("shots", [0, 1, 5])
+    if not (
+        isinstance(shots, list)
+        and shots
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64 for v in shots)
+    ):
+        raise _err(path, f"transfer.shots: expected a list of integers in [0, 64], got {shots!r}")
+    counts = {}
+    for key, default, low in (("sample", 16, 1), ("decode", 8, 0)):
+        v = t.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise _err(path, f"transfer.{key}: expected an integer >= {low}, got {v!r}")
+        counts[key] = v
+    if counts["decode"] > counts["sample"]:
+        raise _err(path, "transfer.decode: cannot exceed transfer.sample")
+    data_sizes_t = t.get("data_sizes", "one")
     transfer = TransferSpec(
-        enabled=bool(t.get("enabled", False)),
-        shots=tuple(int(v) for v in t.get("shots", [0, 1, 5])),
-        data_sizes=str(t.get("data_sizes", "one")),
-        sample=int(t.get("sample", 16)),
-        decode=int(t.get("decode", 8)),
+        enabled=enabled,
+        shots=tuple(shots),
+        data_sizes=data_sizes_t if isinstance(data_sizes_t, str) else repr(data_sizes_t),
+        sample=counts["sample"],
+        decode=counts["decode"],
     )
     if transfer.data_sizes not in ("one", "all"):
         raise _err(path, "transfer.data_sizes: expected 'one' or 'all'")

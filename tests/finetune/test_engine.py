@@ -250,6 +250,18 @@ def test_adafactor_runs(toy, quick):
         ({"steps": 5, "epochs": 1.0}, "not both"),
         ({"optimizer": "sgd"}, "unknown optimizer"),
         ({"bogus": 1}, "unknown finetuning option"),
+        # issue 17, defects 2, 4 and 10: checked before any work, not crashes or silent nonsense
+        ({"seed": -1}, "seed must be"),
+        ({"seed": 10**20}, "seed must be"),
+        ({"steps": 4.5}, "steps must be an integer"),
+        ({"weight_decay": -50}, "weight decay"),
+        ({"grad_clip": float("nan")}, "grad clip must be a finite"),
+        ({"max_length": 1}, "max length must be at least"),
+        ({"min_lr_ratio": -3}, "min lr ratio"),
+        ({"device": "cudaXYZ"}, "unknown device"),
+        ({"zero_shot": "no"}, "zero shot must be true or false"),
+        ({"rank": 100_000}, "exceeds the model's hidden size"),
+        ({"method": "prompt", "prompt_length": 5000}, "exceeds the model's"),
     ],
 )
 def test_bad_config_raises_user_error(toy, over, msg, quick):

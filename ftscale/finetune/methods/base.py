@@ -114,6 +114,11 @@ class Method:
             return self.study_pet_size
         return self.default_pet_size
 
+    def check_pet_size(self, model_config: Any, pet_size: int | None, max_length: int) -> None:
+        """UserError if ``pet_size`` cannot fit the model (``model_config``: its Hugging Face
+        config; ``max_length``: tokens per example). Checked once the model's config is known,
+        before any adapter is built; the base class accepts every size."""
+
     def flops_per_token(self, model_size: int, trainable: int) -> float:
         """Training FLOPs per token: forward 2 N, backward of the activations 2 N, and the
         weight gradients 2 per trainable parameter (6 N when every weight trains)."""

@@ -19,6 +19,16 @@ class LoRA(Method):
     default_lr = 1e-2  # measured on the family: docs/finetune.md
     pet = PetSize("rank", "LoRA rank", default=4)  # the paper's default rank
 
+    def check_pet_size(self, model_config: Any, pet_size: int | None, max_length: int) -> None:
+        hidden = getattr(model_config, "hidden_size", None)
+        if pet_size is not None and hidden and pet_size > hidden:
+            from ftscale.errors import UserError
+
+            raise UserError(
+                f"LoRA rank {pet_size} exceeds the model's hidden size {hidden}: a rank above "
+                "it adds parameters without adding capacity"
+            )
+
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch
         from peft import LoraConfig

@@ -21,6 +21,17 @@ class PromptTuning(Method):
     # are tiny and sequences short
     pet = PetSize("prompt_length", "soft prompt length", default=100, study_default=20)
 
+    def check_pet_size(self, model_config: Any, pet_size: int | None, max_length: int) -> None:
+        positions = getattr(model_config, "max_position_embeddings", None)
+        length = int(pet_size or self.default_pet_size)
+        if positions and length + max_length > positions:
+            from ftscale.errors import UserError
+
+            raise UserError(
+                f"soft prompt length {length} + max length {max_length} tokens exceeds the "
+                f"model's {positions} positions"
+            )
+
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         import torch
 
