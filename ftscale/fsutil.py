@@ -6,28 +6,66 @@ user's JSON file turns every problem into a one-line :class:`~ftscale.errors.Use
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+#: Errors of the place written to, not of the program: a one-line UserError each.
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.EFBIG,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENAMETOOLONG,
+}
+
+
+def _write_error(exc: OSError, path: Path) -> Exception:
+    from ftscale.errors import UserError
+
+    if exc.errno in _WRITE_ERRNOS:
+        return UserError(f"cannot write here: {exc.strerror}", path=str(path))
+    return exc
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. A full,
+    read-only or forbidden place is a one-line UserError; so is a ``path`` that is a folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        from ftscale.errors import UserError
+
+        raise UserError("output path is a folder; give a file name", path=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(exc, path) from None
     try:
         with os.fdopen(fd, mode, **open_kwargs) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        err = _write_error(exc, path)
+        if err is exc:
+            raise
+        raise err from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

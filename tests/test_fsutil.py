@@ -75,3 +75,38 @@ def test_atomic_dir_refuses_a_file_and_accepts_empty_or_owned(tmp_path):
     with pytest.raises(UserError), atomic_dir(legacy, owned=lambda e: e.name.startswith("report.")):
         pass
     assert (legacy / "notes.txt").read_text() == "mine"
+
+
+def test_unwritable_places_are_one_line_errors(tmp_path):
+    # issue 17, defect 9: a read-only folder, a folder named as the file, a file as a parent
+    import os
+
+    if os.geteuid() == 0:
+        ro = None  # root writes through permission bits; the other cases still apply
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+    blocker = tmp_path / "file"
+    blocker.write_text("keep")
+    targets = [tmp_path, blocker / "sub" / "out.json"] + ([ro / "out.json"] if ro else [])
+    for target in targets:
+        with pytest.raises(UserError), atomic_write(target) as fh:
+            fh.write("x")
+    assert blocker.read_text() == "keep"
+
+
+def test_a_full_disk_leaves_nothing_behind(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError, match="No space left"), atomic_write(target) as fh:
+        fh.write("new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
