@@ -220,7 +220,14 @@ def load_user_task(
         if _is_saved_dataset(p):
             import datasets
 
-            splits = _from_datasets(datasets.load_from_disk(str(p)), fields, eval_size, where)
+            try:
+                saved = datasets.load_from_disk(str(p))
+            except Exception as exc:  # noqa: BLE001 - a damaged or fake folder: the user's data
+                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+                raise UserError(
+                    f"not a readable `datasets` folder ({type(exc).__name__}: {msg})", path=str(p)
+                ) from None
+            splits = _from_datasets(saved, fields, eval_size, where)
         elif p.exists() or p.suffix.lower() in _SUFFIXES:
             splits = _carve(_read_file(p, fields), eval_size, where)
         else:

@@ -155,3 +155,14 @@ def test_unknown_kind_format_and_prompt(tmp_path):
     other.write_bytes(b"PK")
     with pytest.raises(UserError, match="unknown data format"):
         load_user_task(other, "src", "tgt", "translate")
+
+
+@pytest.mark.parametrize(
+    "files", [{"dataset_info.json": '{"x": 1}'}, {"dataset_info.json": "{}", "state.json": "{}"}]
+)
+def test_a_fake_datasets_folder_is_a_one_line_error(tmp_path, files):
+    # issue 17, defect 8: a traceback from datasets before
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match="not a readable `datasets` folder"):
+        load_user_task(tmp_path, source_field="a", target_field="b", kind="translate")
