@@ -50,6 +50,8 @@ from ftscale.errors import UserError
 
 FACTORS = ("model_size", "pretrain_tokens", "pet_size")
 
+#: More seeds than this per point is a typo, not a study.
+MAX_SEEDS = 1000
 _STUDY_KEYS = {"name", "tasks", "task", "factor", "models", "methods", "seeds", "description"}
 _FIT_KEYS = {"laws", "holdout_largest", "holdout", "space", "bootstrap", "huber_delta", "seed"}
 _TRANSFER_KEYS = {"enabled", "shots", "data_sizes", "sample", "decode"}
@@ -262,19 +264,25 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     models = _str_list(s.get("models"), "study.models", path)
     seeds_raw = s.get("seeds", 3)
     if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
-        if seeds_raw <= 0:
-            raise _err(path, "study.seeds: must be >= 1")
+        if not 1 <= seeds_raw <= MAX_SEEDS:
+            raise _err(path, f"study.seeds: a count must lie in [1, {MAX_SEEDS}]")
         seeds = tuple(range(seeds_raw))
     elif (
         isinstance(seeds_raw, list)
         and seeds_raw
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds_raw)
+        and len(seeds_raw) <= MAX_SEEDS
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in seeds_raw
+        )
     ):
         if len(set(seeds_raw)) != len(seeds_raw):
             raise _err(path, "study.seeds: repeated seeds")
         seeds = tuple(seeds_raw)
     else:
-        raise _err(path, "study.seeds: expected a count or a list of non-negative integers")
+        raise _err(
+            path,
+            f"study.seeds: expected a count or a list of at most {MAX_SEEDS} integers in [0, 2^32)",
+        )
 
     # Factor-specific contradictions.
     if factor == "model_size" and len(models) < 2:

@@ -29,6 +29,8 @@ def study(**over):
 @pytest.mark.parametrize(
     "over, msg",
     [
+        ({"study.seeds": 2**40}, "study.seeds"),
+        ({"study.seeds": [2**40]}, "study.seeds"),
         ({"fit.seed": "abc"}, "fit.seed"),
         ({"fit.seed": 1.7}, "fit.seed"),
         ({"fit.seed": -1}, "fit.seed"),
