@@ -1,6 +1,6 @@
 """Reference fitting of the rectified law as Lin et al. (ICML 2024) fit it, re-implemented from
-the description of ``fit_our_law`` in their repository (linhaowei1/Fine-tuning-Scaling-Law,
-src/fit_law.py), for the side-by-side extrapolation check of bench_selection.py.
+the description of ``fit_our_law`` in the paper's public code (``src/fit_law.py``; only the
+fitting code, none of its data), for the side-by-side extrapolation check of bench_selection.py.
 
 Their parametrisation, in log data size x and log loss y: L = (A - |E|) / (1 + e^(beta x + B))
 + |E| (the rectified law with D_l = e^-B). Stage one fits (A, B, beta, E) together with one
