@@ -216,23 +216,20 @@ def main() -> int:
             f"{max(r['cpu_s'] for r in ok):.2f} |"
         )
     tables = sorted({r["table"] for r in all_sel})
-    if len(tables) > 1 or True:
-        print("\nPer table, PearCorr / RelAcc (mean over budgets):\n")
-        print("| table | " + " | ".join(methods) + " |")
-        print("|---" * (len(methods) + 1) + "|")
-        for t in tables:
-            cells = []
-            for m in methods:
-                ok = [
-                    r for r in all_sel if r["method"] == m and r["table"] == t and "error" not in r
-                ]
-                cells.append(
-                    f"{np.mean([r['pearcorr'] for r in ok]):.1f} / "
-                    f"{np.mean([r['relacc'] for r in ok]):.1f}"
-                    if ok
-                    else "-"
-                )
-            print(f"| {t} | " + " | ".join(cells) + " |")
+    print("\nPer table, PearCorr / RelAcc (mean over budgets):\n")
+    print("| table | " + " | ".join(methods) + " |")
+    print("|---" * (len(methods) + 1) + "|")
+    for t in tables:
+        cells = []
+        for m in methods:
+            ok = [r for r in all_sel if r["method"] == m and r["table"] == t and "error" not in r]
+            cells.append(
+                f"{np.mean([r['pearcorr'] for r in ok]):.1f} / "
+                f"{np.mean([r['relacc'] for r in ok]):.1f}"
+                if ok
+                else "-"
+            )
+        print(f"| {t} | " + " | ".join(cells) + " |")
     if all_ext:
         print("\nExtrapolation, mean absolute error (nats/token) of the points beyond the fit:\n")
         laws = ["rectified", "power", "lin_reference"]
