@@ -35,6 +35,17 @@ def post_power_start(logd: np.ndarray, logl: np.ndarray, k: int = 3, delta: floa
     return n - m
 
 
+def post_power_line(
+    logd: np.ndarray, logl: np.ndarray, k: int = 3, delta: float = 5.0
+) -> tuple[float, float, int]:
+    """(slope, intercept, first index) of the least-squares line through the post-power phase
+    of a curve in log-log (ascending sizes, at least 2 points: the phase keeps at least
+    min(k, n) of them)."""
+    i = post_power_start(logd, logl, k, delta)
+    slope, icpt = np.polyfit(logd[i:], logl[i:], 1)
+    return float(slope), float(icpt), i
+
+
 class AtS(SelectionMethod):
     name = "ats"
     min_points = 2
@@ -45,8 +56,7 @@ class AtS(SelectionMethod):
         preds = []
         for c in curves:
             logd, logl = np.log(c.sizes), np.log(c.losses)
-            i = post_power_start(logd, logl, self.k, self.delta)
-            slope, icpt = np.polyfit(logd[i:], logl[i:], 1)
+            slope, icpt, i = post_power_line(logd, logl, self.k, self.delta)
             value = float(np.exp(icpt + slope * np.log(target)))
             preds.append(
                 Prediction(
@@ -54,7 +64,7 @@ class AtS(SelectionMethod):
                     value,
                     int(logd.size - i),
                     value,
-                    extra={"slope": float(slope), "transition_size": float(c.sizes[i])},
+                    extra={"slope": slope, "transition_size": float(c.sizes[i])},
                 )
             )
         return preds, {"k": self.k, "delta": self.delta}

@@ -9,7 +9,7 @@ a predicted loss at the target where the method predicts one) and so into a rank
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,15 +35,7 @@ class Curve:
     def within(self, budget: float) -> Curve:
         """This curve with only the points at data sizes <= ``budget`` (examples)."""
         keep = self.sizes <= budget
-        return Curve(
-            self.name,
-            self.sizes[keep],
-            self.losses[keep],
-            self.zero_shot,
-            self.size,
-            self.family,
-            self.meta,
-        )
+        return replace(self, sizes=self.sizes[keep], losses=self.losses[keep])
 
 
 def make_curve(name: str, sizes: Any, losses: Any, **extra: Any) -> Curve:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
-from ftscale.laws.selection.ats import post_power_start
+from ftscale.laws.selection.ats import post_power_line
 from ftscale.laws.selection.base import Curve, Prediction, SelectionMethod
 
 #: Grids of the calibration: gamma (how much of the seen slope carries on) and w (the share
@@ -51,13 +51,8 @@ _MIN_PAIRS = 5
 
 def _post_power_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     """(slope, intercept, points) of Accept-then-Stop's post-power line in log-log."""
-    i = post_power_start(x, y)
-    if x.size - i < 2:
-        i = max(x.size - 2, 0)
-    if x.size - i < 2:
-        return 0.0, float(y[-1]), 1
-    b, a = np.polyfit(x[i:], y[i:], 1)
-    return float(b), float(a), int(x.size - i)
+    b, a, i = post_power_line(x, y)
+    return b, a, int(x.size - i)
 
 
 def _others_family_mean(values: np.ndarray, families: list) -> tuple[np.ndarray, np.ndarray]:
