@@ -116,12 +116,8 @@ def fit_table(path: str, **kwargs) -> dict[str, Any]:
 
 def _size_header(col: Any) -> float | None:
     """The data size a wide table's column header names (examples), or None for a covariate."""
-    text = str(col).strip()
-    try:
-        v = float(text)
-    except ValueError:
-        return None
-    return v if np.isfinite(v) and v >= 0 and v == int(v) and text.lstrip("+").isdigit() else None
+    text = str(col).strip().lstrip("+")
+    return float(text) if text.isdigit() else None
 
 
 _SIZE_COLS = ("size", "model_size")
