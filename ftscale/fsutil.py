@@ -59,16 +59,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        err = _write_error(exc, path)
-        if err is exc:
-            raise
-        raise err from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if isinstance(exc, OSError) and (err := _write_error(exc, path)) is not exc:
+            raise err from None
         raise
 
 
