@@ -12,12 +12,13 @@ from ftscale.finetune.config import FinetuneConfig
 
 
 def resolve_device(name: str) -> Any:
-    """``torch.device(name)``; CUDA asked for where there is none: :class:`UserError`."""
+    """``torch.device(name)`` once :func:`ftscale.devices.check_device` accepts it (unknown
+    names, absent CUDA/MPS, an out-of-range CUDA index: :class:`UserError`)."""
     import torch
 
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available here")
-    return torch.device(name)
+    from ftscale.devices import check_device
+
+    return torch.device(check_device(name))
 
 
 def available_memory(device: Any) -> int:
