@@ -34,6 +34,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "model_size_nonembed",  # non-embedding parameters of the base model
     "tokens_per_second",  # training tokens per second
     "zero_shot_loss",  # test NLL of the base model before finetuning, nats/token
+    "lr",  # peak learning rate of the kept checkpoint (the one chosen on dev, if several)
     "bleu",
     "chrf",
     "rougeL",

@@ -35,7 +35,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="clamp an epoch budget from above")
     p.add_argument("--batch-size", type=int, default=16, help="examples per step")
     p.add_argument("--max-length", type=int, default=256, help="tokens per example")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default per method)")
+    p.add_argument(
+        "--lr",
+        default=None,
+        help="learning rate, comma-separated candidate rates chosen on dev (1e-3,3e-3,1e-2), "
+        "or 'auto' (the method's default x 1/3, 1, 3); default: the method's rate",
+    )
+    p.add_argument(
+        "--lr-search",
+        default="halving",
+        choices=["halving", "grid"],
+        help="several rates: stop the worse ones early (halving) or train each to its end",
+    )
+    p.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=["cosine", "wsd"],
+        help="cosine, or warmup-stable-decay whose decay starts when dev loss stops improving",
+    )
+    p.add_argument(
+        "--decay", type=float, default=0.2, help="wsd: fraction of the budget the decay lasts"
+    )
     p.add_argument("--optimizer", default="adamw", help="adamw | adafactor")
     p.add_argument("--eval-every", type=int, default=20, help="steps between dev evaluations")
     p.add_argument("--patience", type=int, default=3, help="evaluations without improvement")
@@ -54,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
+    from ftscale.finetune.config import parse_lr
     from ftscale.finetune.methods import pet_size_fields
 
     config = FinetuneConfig(
@@ -69,7 +90,10 @@ def _run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         batch_size=args.batch_size,
         max_length=args.max_length,
-        lr=args.lr,
+        lr=None if args.lr is None else parse_lr(args.lr),
+        lr_search=args.lr_search,
+        schedule=args.schedule,
+        decay=args.decay,
         optimizer=args.optimizer,
         eval_every=args.eval_every,
         patience=args.patience,
@@ -96,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         "bleu",
         "chrf",
         "rougeL",
+        "lr",
         "steps",
         "best_step",
         "diverged_step",
@@ -109,4 +134,9 @@ def _run(args: argparse.Namespace) -> int:
         if v is None and k in ("bleu", "chrf", "rougeL", "pet_size", "diverged_step"):
             continue
         print(f"{k:>18}: {round(v, 4) if isinstance(v, float) else v}")
+    for t in record.get("lr_trials") or []:
+        dev = "-" if t["best_dev"] is None else f"{t['best_dev']:.4f}"
+        print(
+            f"{'lr candidate':>18}: {t['lr']:.3g}  best dev {dev}  {t['steps']} steps ({t['stop']})"
+        )
     return 0

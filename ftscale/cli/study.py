@@ -111,10 +111,15 @@ def _plan(args: argparse.Namespace) -> int:
 
         probes, startup = probe_costs(unmeasured, steps=args.probe_steps, progress=progress)
     est = estimate_runs([r.spec for r in runs], measured, probes)
+    from ftscale.finetune.config import lr_candidates
+    from ftscale.study.runfn import spec_to_config
+
     rows = [
         {
             "run_key": r.run_key,
             **{k: r.spec[k] for k in ("task", "method", "model", "pet_size", "data_size", "seed")},
+            # the candidate rates the run compares on dev (one: no search)
+            "lr": lr_candidates(spec_to_config(r.spec)),
             "status": status.get(r.run_key, "new"),
             "est_seconds": e,
         }
@@ -141,14 +146,18 @@ def _plan(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     print(f"study {study.name}: {len(rows)} runs ({len(todo)} to run), store {store_path}")
-    hdr = f"{'run_key':16}  {'method':7} {'model':14} {'pet':>5} {'data':>8} {'seed':>4}  {'status':8} {'est_s':>7}"
+    hdr = (
+        f"{'run_key':16}  {'method':7} {'model':14} {'pet':>5} {'data':>8} {'seed':>4}  "
+        f"{'lr':18} {'status':8} {'est_s':>7}"
+    )
     print(hdr)
     for row in rows:
         est_s = "?" if row["est_seconds"] is None else f"{row['est_seconds']:.1f}"
         pet = "" if row["pet_size"] is None else str(row["pet_size"])
+        lr = ",".join(f"{v:.2g}" for v in row["lr"])
         print(
             f"{row['run_key']:16}  {row['method']:7} {row['model']:14} {pet:>5} "
-            f"{row['data_size']:>8} {row['seed']:>4}  {row['status']:8} {est_s:>7}"
+            f"{row['data_size']:>8} {row['seed']:>4}  {lr:18} {row['status']:8} {est_s:>7}"
         )
     workers = _default_workers()
     if todo and unknown == len(todo):

@@ -12,6 +12,13 @@ from ftscale.finetune.methods import pet_size_fields
 
 #: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
 MAX_LR = 1.0
+#: ``lr = "auto"``: the method's default rate times each of these (a half-decade either side).
+AUTO_LR_FACTORS = (1 / 3, 1.0, 3.0)
+#: More candidate rates than this in one run is a typo, not a search.
+MAX_LR_CANDIDATES = 16
+LR_SEARCHES = ("halving", "grid")
+#: Learning-rate schedules (``ftscale.finetune.optim.Schedule``).
+SCHEDULES = ("cosine", "wsd")
 
 
 @dataclass
@@ -22,7 +29,14 @@ class _RunSettings:
     (fractional allowed), optionally clamped to [``min_steps``, ``max_steps``] (so tiny subsets
     still get enough steps to reach their best dev loss and huge ones a bounded cost); neither
     given means ``DEFAULT_STEPS``. Early stopping ends a run after
-    ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss.
+    ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss; with
+    ``schedule = "wsd"`` and ``decay_on_plateau`` that plateau starts the decay instead, and the
+    run ends when the decay does (``ftscale.finetune.optim``).
+    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (:data:`AUTO_LR_FACTORS` times
+    the method's default); with several, the run trains each on the same batches, keeps the
+    one with the best dev loss (``lr_search``: ``"halving"`` stops the worse rates early,
+    ``"grid"`` trains every one to its end; ``ftscale.finetune.search``) and reports the test
+    loss at its best-dev checkpoint.
     Evaluation uses fixed samples, the first ``dev_examples`` of dev and ``test_examples`` of test;
     greedy decoding for BLEU/chrF/ROUGE-L uses the first ``decode_examples`` test examples.
     The PET-size fields (``rank``, ``prompt_length``, ...) are those the registered methods
@@ -40,7 +54,11 @@ class _RunSettings:
     max_steps: int | None = None  # clamps an epoch budget from above (epochs only)
     batch_size: int = 16  # examples per step
     max_length: int = 256  # tokens per example (prompt + target), longer ones are truncated
-    lr: float | None = None
+    lr: float | list[float] | str | None = None  # a rate, candidate rates, or "auto"
+    lr_search: str = "halving"  # "halving" | "grid": how several candidate rates are compared
+    schedule: str = "cosine"  # "cosine" | "wsd" (warmup-stable-decay)
+    decay: float = 0.2  # wsd: fraction of the budget the decay lasts
+    decay_on_plateau: bool = True  # wsd: a dev-loss plateau starts the decay (else: stop)
     optimizer: str = "adamw"  # "adamw" | "adafactor"
     weight_decay: float = 0.0
     warmup: float = 0.1  # fraction of the budget spent warming up linearly
@@ -98,9 +116,75 @@ _INT_FIELDS = (
     "transfer_examples",
     "transfer_decode",
 )
-_FLOAT_FIELDS = ("epochs", "lr", "weight_decay", "warmup", "min_lr_ratio", "grad_clip")
-_BOOL_FIELDS = ("zero_shot", "compile", "transfer")
-_STR_FIELDS = ("model", "task", "method", "optimizer", "device", "precision")
+_FLOAT_FIELDS = ("epochs", "weight_decay", "warmup", "min_lr_ratio", "grad_clip", "decay")
+_BOOL_FIELDS = ("zero_shot", "compile", "transfer", "decay_on_plateau")
+_STR_FIELDS = (
+    "model",
+    "task",
+    "method",
+    "optimizer",
+    "device",
+    "precision",
+    "lr_search",
+    "schedule",
+)
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+def lr_candidates(config: FinetuneConfig) -> list[float]:
+    """The learning rates a run trains: ``[lr]``, the list given, or for ``"auto"`` (and for
+    None) the method's default rate (times :data:`AUTO_LR_FACTORS` for "auto", capped at
+    :data:`MAX_LR`), ascending and without repeats."""
+    from ftscale.finetune.methods import METHODS
+
+    default = METHODS[config.method].default_lr
+    lr = config.lr
+    if lr is None:
+        return [float(default)]
+    if isinstance(lr, str):
+        return sorted({min(MAX_LR, float(default) * f) for f in AUTO_LR_FACTORS})
+    if isinstance(lr, list | tuple):
+        return sorted({float(v) for v in lr})
+    return [float(lr)]
+
+
+def parse_lr(text: str) -> float | list[float] | str:
+    """``--lr`` as typed: ``auto``, one rate (``1e-3``) or comma-separated rates
+    (``1e-3,3e-3,1e-2``); UserError for anything else."""
+    text = text.strip()
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(
+            f"--lr must be a rate, comma-separated rates or 'auto', got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def _check_lr(lr: Any) -> None:
+    if lr is None:
+        return
+    if isinstance(lr, str):
+        if lr != "auto":
+            raise UserError(
+                f"learning rate must be a number, a list of numbers or 'auto', got {lr!r}"
+            )
+        return
+    values = list(lr) if isinstance(lr, list | tuple) else [lr]
+    if isinstance(lr, list | tuple) and not 1 <= len(values) <= MAX_LR_CANDIDATES:
+        raise UserError(
+            f"a list of learning rates needs 1 to {MAX_LR_CANDIDATES} rates, got {len(values)}"
+        )
+    for v in values:
+        if not _is_number(v):
+            raise UserError(f"learning rate must be a finite number, got {v!r}")
+        if not 0 < v <= MAX_LR:
+            raise UserError(f"learning rate must lie in (0, {MAX_LR}], got {v}")
 
 
 def _check_types(config: FinetuneConfig) -> None:
@@ -114,9 +198,8 @@ def _check_types(config: FinetuneConfig) -> None:
         v = getattr(config, name)
         if v is None:
             continue
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            what = "learning rate" if name == "lr" else name.replace("_", " ")
-            raise UserError(f"{what} must be a finite number, got {v!r}")
+        if not _is_number(v):
+            raise UserError(f"{name.replace('_', ' ')} must be a finite number, got {v!r}")
     for name in _BOOL_FIELDS:
         if not isinstance(getattr(config, name), bool):
             raise UserError(f"{name.replace('_', ' ')} must be true or false")
@@ -180,8 +263,13 @@ def validate(config: FinetuneConfig) -> None:
         raise UserError(
             f"min steps ({config.min_steps}) cannot exceed max steps ({config.max_steps})"
         )
-    if config.lr is not None and not (0 < config.lr <= MAX_LR):
-        raise UserError(f"learning rate must lie in (0, {MAX_LR}], got {config.lr}")
+    _check_lr(config.lr)
+    if config.lr_search not in LR_SEARCHES:
+        raise UserError(f"unknown lr search {config.lr_search!r} (known: {', '.join(LR_SEARCHES)})")
+    if config.schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {config.schedule!r} (known: {', '.join(SCHEDULES)})")
+    if not 0 < config.decay <= 1:
+        raise UserError(f"decay fraction must lie in (0, 1], got {config.decay}")
     if config.optimizer not in ("adamw", "adafactor"):
         raise UserError(f"unknown optimizer {config.optimizer!r} (known: adamw, adafactor)")
     if not (0 <= config.warmup < 1):

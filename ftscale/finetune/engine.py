@@ -26,10 +26,10 @@ import numpy as np
 from ftscale import __version__
 from ftscale.errors import UserError
 from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, train_batches
-from ftscale.finetune.config import FinetuneConfig, budget_steps, validate
+from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates, validate
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.methods import METHODS, Adapted
-from ftscale.finetune.optim import lr_at, make_optimizer
+from ftscale.finetune.optim import lr_at, make_optimizer, make_schedule
 from ftscale.finetune.resources import (
     check_memory,
     count_parameters,
@@ -40,6 +40,7 @@ from ftscale.finetune.resources import (
 )
 from ftscale.finetune.runkey import data_fingerprint, run_key
 from ftscale.finetune.runner import Runner, autocast_bf16
+from ftscale.finetune.search import Loop, Trial, run_search
 from ftscale.finetune.transfer import TRANSFER_MAX_LENGTH, evaluate_transfer, merge_transfer
 from ftscale.schema import ALL_COLUMNS
 
@@ -78,6 +79,11 @@ def train_step(runner: Runner, batch: Batch, opt: Any, params: list, grad_clip: 
     opt.step()
     opt.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def rng_for(seed: int) -> np.random.Generator:
+    """The batch-order generator of a run (one per candidate rate, all alike)."""
+    return np.random.default_rng(seed)
 
 
 def nan_check_every(device: Any, eval_every: int) -> int:
@@ -179,7 +185,7 @@ def run_finetune(
         torch.set_num_threads(config.threads)
     method = METHODS[config.method]
     pet_size = method.pet_size(getattr(config, method.pet_size_field or "", None))
-    lr = config.lr if config.lr is not None else method.default_lr
+    rates = lr_candidates(config)
 
     # --- data: check sizes before loading any model
     task = task if task is not None else _load_task(config.task)
@@ -214,7 +220,6 @@ def run_finetune(
 
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
 
     # --- zero-shot loss of the base model (before any adapter is added)
     eval_bs = 2 * config.batch_size
@@ -247,7 +252,11 @@ def run_finetune(
     model = adapted.model
     prefix_len = 0 if adapted.prefix is None else int(adapted.prefix.shape[0])
     trainable = int(sum(p.numel() for p in adapted.trainable))
-    check_memory(estimate_train_bytes(model, trainable, config, prefix_len), device, config)
+    check_memory(
+        estimate_train_bytes(model, trainable, config, prefix_len, candidates=len(rates)),
+        device,
+        config,
+    )
     model.to(device)
     if adapted.prefix is not None:
         adapted.prefix.data = adapted.prefix.data.to(device)
@@ -257,58 +266,47 @@ def run_finetune(
     layout = runner.layout_prefix
     dev_b = eval_batches(dev, eval_bs, layout, pad_id)
     test_b = eval_batches(test, eval_bs, layout, pad_id)
-    batches = train_batches(train, config.batch_size, layout, pad_id, rng)
 
     total = budget_steps(config)
     phases["setup"] = (
         time.perf_counter() - t_start - phases["zero_shot"] - phases.get("transfer", 0.0)
     )
-    opt = make_optimizer(adapted.trainable, config, lr, device)
     params = adapted.trainable
-    losses = torch.full((total,), float("nan"), device=device)
-    check_every = nan_check_every(device, config.eval_every)
-    eval_every = config.eval_every or total
 
-    # --- the loop: one batch, one step; dev evaluation and early stopping every eval_every
-    best_dev, best_step, best_state = math.inf, 0, None
-    bad_evals, diverged_step, step = 0, None, 0
-    train_tokens = 0
+    def step_fn(batch: Batch, opt: Any) -> Any:
+        return train_step(runner, batch, opt, params, config.grad_clip)
+
+    loop = Loop(
+        params=params,
+        dev_batches=dev_b,
+        train_step=step_fn,
+        evaluate=lambda bs: evaluate(runner, bs),
+        sync=lambda: sync(device),
+        patience=config.patience,
+        eval_every=config.eval_every or total,
+        check_every=nan_check_every(device, config.eval_every),
+        phases=phases,
+    )
+    trials = [
+        Trial(
+            lr=rate,
+            schedule=make_schedule(config, total, rate),
+            opt=make_optimizer(params, config, rate, device),
+            # every candidate sees the same batches: the same seed, its own stream
+            batches=train_batches(train, config.batch_size, layout, pad_id, rng_for(config.seed)),
+            losses=torch.full((total,), float("nan"), device=device),
+        )
+        for rate in rates
+    ]
+
+    # --- the loop (search.py): each candidate rate, dev evaluation and early stopping
     model.train()
-    sync(device)
-    seg_start = time.perf_counter()
-    for step in range(1, total + 1):
-        cur = lr_at(step, total, lr, config.warmup, config.min_lr_ratio)
-        for g in opt.param_groups:
-            g["lr"] = cur
-        b = next(batches)
-        losses[step - 1] = train_step(runner, b, opt, params, config.grad_clip)
-        train_tokens += b.n_tokens
-        at_eval = step % eval_every == 0 or step == total
-        if step % check_every == 0 or at_eval:
-            finite = torch.isfinite(losses[:step])
-            if not bool(finite.all()):
-                diverged_step = int((~finite).nonzero()[0, 0]) + 1
-                break
-        if at_eval:
-            sync(device)
-            phases["train"] += time.perf_counter() - seg_start
-            t = time.perf_counter()
-            dev_loss = evaluate(runner, dev_b)
-            phases["dev_eval"] += time.perf_counter() - t
-            seg_start = time.perf_counter()
-            if not math.isfinite(dev_loss):
-                diverged_step = step
-                break
-            if dev_loss < best_dev:
-                best_dev, best_step, bad_evals = dev_loss, step, 0
-                best_state = [p.detach().clone() for p in params]
-            else:
-                bad_evals += 1
-                if config.patience and bad_evals >= config.patience:
-                    break
-    sync(device)
-    phases["train"] += time.perf_counter() - seg_start
+    chosen = run_search(loop, trials, config.lr_search, total)
     train_time = phases["train"]
+    train_tokens = sum(t.train_tokens for t in trials)
+    shown = chosen or trials[0]  # every candidate diverged: report the lowest rate's
+    diverged_step = None if chosen is not None else shown.diverged_step
+    step, lr = shown.step, shown.lr
 
     # --- the record
     record: dict[str, Any] = {c: None for c in ALL_COLUMNS}
@@ -330,18 +328,17 @@ def run_finetune(
         tokens_per_second=train_tokens / train_time if train_time > 0 else None,
         flops=float(method.flops_per_token(model_size, trainable) * train_tokens),
     )
-    if diverged_step is not None:
+    if chosen is None:
         record.update(status="diverged", loss=None, dev_loss=None, best_step=None)
-    else:
-        with torch.no_grad():
-            for p, s in zip(params, best_state, strict=True):
-                p.copy_(s)
-        record.update(status="done", dev_loss=best_dev, best_step=best_step)
+    else:  # the parameters are at the chosen rate's best-dev checkpoint (run_search)
+        record.update(status="done", dev_loss=chosen.best_dev, best_step=chosen.best_step)
         t = time.perf_counter()
         record["loss"] = evaluate(runner, test_b)
         phases["test_eval"] = time.perf_counter() - t
         if not math.isfinite(record["loss"]):  # finite dev, overflowing test: still no result
-            record.update(status="diverged", loss=None, dev_loss=None, diverged_step=best_step)
+            record.update(
+                status="diverged", loss=None, dev_loss=None, diverged_step=chosen.best_step
+            )
         else:
             if config.decode_examples:
                 t = time.perf_counter()
@@ -369,6 +366,10 @@ def run_finetune(
     data_hash = task.data_hash("train") if hasattr(task, "data_hash") else None
     record.update(
         lr=lr,
+        lr_candidates=rates,
+        lr_trials=[t.summary() for t in trials] if len(trials) > 1 else None,
+        search_steps=sum(t.step for t in trials),
+        decay_step=shown.schedule.plateau_step,
         device=str(device),
         code_version=__version__,
         data_hash=data_hash,

@@ -38,10 +38,14 @@ def available_memory(device: Any) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def estimate_train_bytes(model: Any, trainable: int, config: FinetuneConfig, prefix: int) -> int:
+def estimate_train_bytes(
+    model: Any, trainable: int, config: FinetuneConfig, prefix: int, candidates: int = 1
+) -> int:
     """Rough peak bytes of training: weights, grads + AdamW moments + best copy of the
     trainable parameters, activations (~34 hidden-size values per layer and token, the usual
-    transformer estimate) and target logits. An order-of-magnitude guard, not an accounting."""
+    transformer estimate) and target logits; each further candidate learning rate adds its own
+    moments, best copy and parked parameters (four more copies of the trainable parameters).
+    An order-of-magnitude guard, not an accounting."""
     cfg = model.config
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     hidden = int(getattr(cfg, "hidden_size", 0) or 0)
@@ -50,7 +54,8 @@ def estimate_train_bytes(model: Any, trainable: int, config: FinetuneConfig, pre
     tokens = config.batch_size * (config.max_length + prefix)
     act = tokens * layers * hidden * 34 * 4
     logits = config.batch_size * config.max_length * vocab * 4 * 3
-    return int(weights + trainable * 4 * 4 + act + logits)
+    copies = 4 + 4 * max(0, candidates - 1)
+    return int(weights + trainable * 4 * copies + act + logits)
 
 
 def check_memory(needed: int, device: Any, config: FinetuneConfig) -> None:

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from ftscale import __version__
-from ftscale.finetune.config import FinetuneConfig, budget_steps
+from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates
 
 #: Bump when the engine computes a different result for the same resolved configuration (a
 #: changed loss, schedule or evaluation protocol); a changed default needs no bump.
@@ -28,13 +28,20 @@ NOT_IDENTITY = ("device", "threads", "compile")
 
 
 def resolved_config(config: FinetuneConfig) -> dict[str, Any]:
-    """``config`` as a dict with the method's defaults filled in and the step budget worked out
-    (``budget_steps``), without the fields of :data:`NOT_IDENTITY`."""
+    """``config`` as a dict with the method's defaults filled in (the learning rate, or the
+    candidate rates of ``"auto"``), the step budget worked out (``budget_steps``), settings
+    that cannot change the result nulled (``lr_search`` of a single rate, the WSD settings of a
+    cosine run), without the fields of :data:`NOT_IDENTITY`."""
     from ftscale.finetune.methods import METHODS
 
     method = METHODS[config.method]
     out = {k: v for k, v in config.to_dict().items() if k not in NOT_IDENTITY}
-    out["lr"] = config.lr if config.lr is not None else method.default_lr
+    rates = lr_candidates(config)  # "auto" resolved: a re-measured default is a new key
+    out["lr"] = rates[0] if len(rates) == 1 else rates
+    if len(rates) == 1:
+        out["lr_search"] = None  # no search: how one would run does not matter
+    if config.schedule != "wsd":
+        out["decay"] = out["decay_on_plateau"] = None  # WSD's settings, unused by cosine
     if method.pet_size_field is not None:
         out[method.pet_size_field] = method.pet_size(out[method.pet_size_field])
     if config.steps is None and config.epochs is None:

@@ -93,6 +93,7 @@ def probe_costs(
     before each probe. Runs the finetuning engine (torch).
     """
     from ftscale.finetune import run_finetune
+    from ftscale.finetune.config import lr_candidates
     from ftscale.study.runfn import spec_to_config
 
     def preference(spec: dict[str, Any]) -> tuple[bool, int]:
@@ -110,6 +111,7 @@ def probe_costs(
         cfg = spec_to_config(spec)
         cfg.steps, cfg.epochs, cfg.min_steps, cfg.max_steps = n, None, None, None
         cfg.eval_every, cfg.patience = n, 0
+        cfg.lr = lr_candidates(cfg)[0]  # time one rate's steps; the estimate counts the search
         return cfg
 
     out: dict[tuple, dict[str, Any]] = {}
@@ -145,16 +147,21 @@ def probe_costs(
 def probe_estimate(spec: dict[str, Any], probe: dict[str, Any]) -> float:
     """Upper bound on a run's wall seconds from a probe of its (task, model, method, PET size):
     set-up, zero-shot loss, test loss and decoding once; training at the probe's seconds per
-    step for the run's whole step budget; one dev evaluation per ``eval_every`` steps;
+    step for the run's whole step budget (times the candidates a learning-rate search trains,
+    :func:`ftscale.finetune.search.search_steps`); one dev evaluation per ``eval_every`` steps;
     transfer evaluation if the run has it and the probe measured it."""
-    from ftscale.finetune.config import budget_steps
+    from ftscale.finetune.config import budget_steps, lr_candidates
+    from ftscale.finetune.search import search_steps
     from ftscale.study.runfn import spec_to_config
 
     cfg = spec_to_config(spec)
-    total = budget_steps(cfg)
+    budget = budget_steps(cfg)
+    # a learning-rate search trains several candidates: its most steps, evaluations with them
+    n_rates = len(lr_candidates(cfg))
+    total = search_steps(n_rates, budget, cfg.lr_search, cfg.eval_every)
     ph = probe["seconds_by_phase"]
     per_step = ph.get("train", 0.0) / max(probe["steps"], 1)
-    n_evals = -(-total // cfg.eval_every) if cfg.eval_every else 1
+    n_evals = -(-total // cfg.eval_every) if cfg.eval_every else n_rates
     once = sum(ph.get(k, 0.0) for k in ("setup", "zero_shot", "test_eval", "decode"))
     seconds = once + total * per_step + n_evals * ph.get("dev_eval", 0.0)
     if cfg.transfer and probe.get("transfer"):

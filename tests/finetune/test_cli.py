@@ -28,6 +28,9 @@ BASE = ["--model", "toy", "--task", "toy-xx-de", "--data-size", "16"]
         (["--method", "prompt", "--prompt-length", "-1"], "prompt length must be a positive"),
         (["--method", "fmt", "--lr", "5"], "learning rate must lie in"),
         (["--method", "fmt", "--lr", "0"], "learning rate must lie in"),
+        (["--method", "fmt", "--lr", "1e-3,9"], "learning rate must lie in"),
+        (["--method", "fmt", "--lr", "fast"], "--lr must be a rate"),
+        (["--method", "fmt", "--decay", "2"], "decay fraction"),
         (["--method", "lora", "--steps", "0"], "steps must be positive"),
         (["--method", "lora", "--device", "tpu"], "unknown device"),
     ],
@@ -99,3 +102,15 @@ def test_plain_output(patched, capsys):
     rc = main(["finetune", *BASE, "--method", "lora", "--steps", "2", "--eval-every", "2"])
     out = capsys.readouterr().out
     assert rc == 0 and "tokens_per_second" in out and "loss" in out
+
+
+def test_lr_auto_and_wsd_from_the_cli(patched, capsys):
+    rc = main(["finetune", *BASE, "--method", "lora", "--steps", "6", "--eval-every", "2",
+               "--lr", "auto", "--schedule", "wsd", "--json"])  # fmt: skip
+    rec = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(rec["lr_candidates"]) == 3 and rec["lr"] in rec["lr_candidates"]
+    assert rec["config"]["schedule"] == "wsd" and len(rec["lr_trials"]) == 3
+    rc = main(["finetune", *BASE, "--method", "lora", "--steps", "4", "--eval-every", "2",
+               "--lr", "1e-3,1e-2", "--lr-search", "grid"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and out.count("lr candidate") == 2

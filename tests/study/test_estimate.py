@@ -48,6 +48,16 @@ def test_probe_estimate_is_the_full_budget_at_the_probed_rates():
     assert probe_estimate(epochs, PROBE) == pytest.approx(3.0 + 12.0 + 0.5)
 
 
+def test_probe_estimate_of_a_learning_rate_search_counts_every_candidate():
+    # three candidates over 90 steps: halving trains all three to step 40 (a third, rounded up
+    # to a dev evaluation), one on to 90 (170 steps, 9 evaluations at eval_every 20); grid
+    # trains all three to the end (270 steps, 14 evaluations)
+    halving = _spec(steps=90, eval_every=20, lr="auto")
+    grid = _spec(steps=90, eval_every=20, lr=[1e-3, 3e-3, 1e-2], lr_search="grid")
+    assert probe_estimate(halving, PROBE) == pytest.approx(3.0 + 170 * 0.4 + 9 * 0.25)
+    assert probe_estimate(grid, PROBE) == pytest.approx(3.0 + 270 * 0.4 + 14 * 0.25)
+
+
 def test_finished_runs_win_over_probes_and_unknowns_stay_none():
     a, b, c = _spec("m1"), _spec("m2", steps=10), _spec("m3")
     measured = [{"model": "m1", "method": "lora", "train_seconds": 7.0, "model_size": 1000}]

@@ -44,11 +44,22 @@ def study(**over):
         ({"training.device": "cudaXYZ"}, "unknown device"),
         ({"training.grad_clip": float("nan")}, "grad clip"),
         ({"training.min_lr_ratio": -3}, "min lr ratio"),
+        ({"training.lr": "fast"}, "learning rate"),
+        ({"training.lr": [1e-3, -1.0]}, "learning rate"),
+        ({"training.lr": []}, "1 to 16 rates"),
+        ({"training.schedule": "step"}, "unknown schedule"),
+        ({"training.lr_search": "bayes"}, "unknown lr search"),
     ],
 )
 def test_the_file_itself(over, msg):
     with pytest.raises(UserError, match=msg):
         parse_study(study(**over))
+
+
+@pytest.mark.parametrize("lr", ["auto", [1e-3, 3e-3], 1e-3])
+def test_a_rate_a_list_or_auto_is_a_valid_study_setting(lr):
+    s = parse_study(study(**{"training.lr": lr, "training.schedule": "wsd"}))
+    assert s.training_for("fmt")["lr"] == lr
 
 
 @pytest.mark.parametrize(
