@@ -230,8 +230,9 @@ def test_critical_json_schema(capsys, sim_table, tmp_path):
             assert 0 < lo <= hi
         else:
             assert p["critical_data_size_ci"] is None
-    assert set(pair["closed_form"]) == {"H", "log10_H", "gamma"}
+    assert set(pair["closed_form"]) == {"H", "log10_H", "gamma", "defined", "why"}
     cf = pair["closed_form"]
+    assert cf["defined"] is True  # beta 0.15 vs 0.051: the bootstrap intervals separate
     assert cf["log10_H"] == pytest.approx(math.log10(cf["H"]))
     assert pair["closed_form"]["gamma"] == pytest.approx((0.40 - 0.52) / (0.15 - 0.051), abs=0.3)
     rc, stdout, _ = call(capsys, "critical", out, "--methods", "fmt,prompt", "--at", "1e9")
