@@ -216,3 +216,19 @@ def test_a_law_of_the_wrong_form_is_flagged_on_its_held_out_points():
     plain = _fit(frame, {"method": "fmt"}, bootstrap=0)
     assert plain["health"]["extrapolates"] is False and plain["health"]["law_noise"] is None
     assert "own uncertainty there is not counted" in plain["health"]["reason"]
+
+
+def test_a_study_curve_is_named_by_model_method_and_task():
+    from ftscale.analysis.study import health_of
+
+    pts = [
+        {**pt(d, loss, 0.015, model="ftlm-3"), "task": "translate-en-zh", "pet_size": 4.0}
+        for d, loss in ((100, 2.0), (400, 1.80), (1200, 1.96))
+    ]
+    health = health_of([], pts, [], [], "model_size")
+    (c,) = health["curves"]
+    assert c["message"].startswith(
+        "ftlm-3/LoRA on translate-en-zh: loss rises from 400 to 1,200 examples by 0.16 nats/token, "
+        "more than the seed spread 0.03"
+    )
+    assert c["model"] == "ftlm-3" and c["model_size"] == 1e6
