@@ -5,7 +5,8 @@ family, FMT, LoRA and prompt tuning over several finetuning data sizes and seeds
 ``DIR/study.db``, fits the multiplicative and additive laws per method with the largest model and
 the largest data size held out, writes the report to ``DIR/report/`` and prints the answer:
 fitted parameters, Delta_e/Delta_h, critical data sizes between each pair of methods at each model
-size, and a recommendation. A second call finds every run in the store and the fits cached, and
+size, the recommended method at the largest model and data size with its P(best) and the health
+flags that qualify it, and the recommendation within the sizes every method ran. A second call finds every run in the store and the fits cached, and
 finishes in seconds.
 """
 
@@ -68,7 +69,8 @@ def run_demo(
         doc = None
         if cache.exists() and (report_dir / "report.html").exists():
             cached = json.loads(cache.read_text())
-            if cached.get("store_digest") == digest:
+            # a cache from before the health checks lacks them: fit (and report) again
+            if cached.get("store_digest") == digest and "answer" in cached:
                 doc = cached
         if doc is None:
             doc = fit_study(study, store)
@@ -96,6 +98,8 @@ def run_demo(
         ],
         "critical": doc["critical"],
         "recommendation": _recommendation(study, doc),
+        "answer": doc.get("answer"),
+        "health": doc.get("health"),
         "notes": doc["notes"],
     }
     return result
@@ -110,6 +114,7 @@ def _recommendation(study: Study, doc: dict[str, Any]) -> dict[str, Any] | None:
         "model_size": rec[study.factor],
         "data_size": rec["data_size"],
         "best": rec["best"],
+        "p_best": rec.get("p_best"),
         "ranking": [(r["method"], r["predicted_loss"]) for r in rec["ranking"]],
         "flips": rec["flips"],
         "cheapest_within_tolerance": rec.get("cheapest_within_tolerance"),
@@ -149,24 +154,48 @@ def format_demo(result: dict[str, Any]) -> str:
                 if p["critical_data_size"] is None
                 else f"{p['critical_data_size']:,.0f}"
             )
+            + (" (extrapolated beyond the runs)" if p.get("extrapolated") else "")
             for p in c["points"]
         )
-        lines.append(f"  {method_label(c['methods'][0])} vs {method_label(c['methods'][1])}: {pts}")
+        cf = c.get("closed_form") or {}
+        undefined = "; closed form H undefined (betas equal within their 95% intervals)"
+        lines.append(
+            f"  {method_label(c['methods'][0])} vs {method_label(c['methods'][1])}: {pts}"
+            + (undefined if cf.get("defined") is False else "")
+        )
+    answer = (result.get("answer") or {}).get("tasks") or []
+    for a in answer:
+        lines += ["", f"Answer: {a['text']}"]
+        lines += [f"  - {f['message']}" for f in a["flags"]]
     rec = result["recommendation"]
     if rec:
+        p_best = rec.get("p_best")
         lines += [
             "",
-            f"Recommendation: with {rec['data_size']:,.0f} examples on a model of size "
-            f"{_size(rec['model_size'])} parameters, use {method_label(rec['best'])} "
-            f"(predicted test loss "
+            ("Within the runs: " if answer else "Recommendation: ")
+            + f"with {rec['data_size']:,.0f} examples (the largest size every method ran) on a "
+            f"model of size {_size(rec['model_size'])} parameters, use {method_label(rec['best'])} "
+            + ("" if p_best is None else f"(P(best) {p_best:.2f}; ")
+            + ("(" if p_best is None else "")
+            + "predicted test loss "
             + ", ".join(f"{method_label(m)} {v:.3f}" for m, v in rec["ranking"])
             + ").",
         ]
         for fl in rec["flips"]:
             lines.append(
                 f"  The best method changes from {method_label(fl['from'])} to {method_label(fl['to'])} "
-                f"at about {fl['data_size']:,.0f} examples."
+                f"at about {fl['data_size']:,.0f} examples"
+                + (" (extrapolated beyond the runs)." if fl.get("extrapolated") else ".")
             )
+    health = result.get("health") or {}
+    n_flags = sum(len(health.get(k, [])) for k in ("curves", "laws", "critical", "flips"))
+    if health:
+        lines += [
+            "",
+            f"Health: {n_flags} flag{'' if n_flags == 1 else 's'} "
+            + ("(listed under Health in the report)." if n_flags else "(none)."),
+        ]
+        lines += [f"  - {r['message']}" for k in ("curves", "laws") for r in health.get(k, [])]
     for n in result["notes"]:
         lines.append(f"note: {n}")
     lines += ["", f"Report: {result['report']}", f"Store:  {result['store']}"]

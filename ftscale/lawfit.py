@@ -12,6 +12,7 @@ import pandas as pd
 
 from ftscale import tables
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
+from ftscale.analysis.health import curve_health, law_message
 from ftscale.errors import UserError
 from ftscale.laws.registry import get_law
 from ftscale.schema import COST_COLUMNS
@@ -19,13 +20,33 @@ from ftscale.schema import COST_COLUMNS
 
 def _points(df: pd.DataFrame, factor: str | None, data: str, target: str) -> pd.DataFrame:
     """Average runs that share (factor, data size): the paper fits each point as the mean of its
-    seeds. Cost columns are averaged too."""
+    seeds. Cost columns are averaged too; ``loss_std`` is the (population) standard deviation
+    of the runs' ``target`` values (nats/token) and ``n_seeds`` their number, as a study's
+    points carry them."""
     keys = [c for c in (factor, data) if c]
-    cols = [target] + [c for c in COST_COLUMNS if c in df.columns]
+    cols = [target] + [c for c in COST_COLUMNS if c in df.columns and c != target]
     num = df[keys + cols].copy()
     for c in cols[1:]:
         num[c] = pd.to_numeric(num[c], errors="coerce")
-    return num.groupby(keys, sort=True, as_index=False).mean()
+    g = num.groupby(keys, sort=True)
+    out = g[cols].mean().reset_index()
+    out["loss_std"] = g[target].std(ddof=0).to_numpy()
+    out["n_seeds"] = g.size().to_numpy()
+    return out
+
+
+def _curve_label(group: dict[str, Any], factor: str | None, ident: dict[str, Any]) -> str:
+    where = ", ".join(f"{k}={v}" for k, v in group.items()) or "all rows"
+    return f"group {where}" + (f" at {factor}={ident[factor]:g}" if factor in ident else "")
+
+
+def _law_flag(record: dict[str, Any], label: str) -> dict[str, Any]:
+    return {
+        "group": record["group"],
+        "law": record["law"],
+        **record["health"],
+        "message": law_message(f"{label} ({record['law']} law)", record["health"]),
+    }
 
 
 def fit_frame(
@@ -46,9 +67,15 @@ def fit_frame(
     fixed: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Fit ``law`` per group of a long results table; returns the fits document
-    ``{"ftscale_fits": 1, "source", "fits": [record], "notes"}`` (records:
+    ``{"ftscale_fits": 1, "source", "health", "fits": [record], "notes"}`` (records:
     :func:`ftscale.laws.io.fit_record`; fitting policy: :mod:`ftscale.analysis.fit`). A table
     where no group could be fitted is a :class:`UserError` (a fits file needs a fit).
+
+    ``health``: ``{"curves": [...], "laws": [...]}``, the group's curves (one per factor value)
+    that rise with data by more than their seed spread
+    (:func:`ftscale.analysis.health.curve_health` over the seed means of all the group's rows,
+    each with its ``group``) and the fits that do not extrapolate (their ``health`` with
+    ``group``, ``law`` and ``message``).
     """
     cls = get_law(law)
     if space not in ("linear", "log"):
@@ -77,6 +104,7 @@ def fit_frame(
         raise UserError(f"--holdout {holdout!r} removes every point", path=path)
     options = FitOptions(space=space, huber_delta=huber_delta, bootstrap=bootstrap, seed=seed)
     fits, notes = [], []
+    health: dict[str, list[dict[str, Any]]] = {"curves": [], "laws": []}
     for group, sub in tables.group_by(df, group_by):
         h = held.loc[sub.index]
         label = ", ".join(f"{k}={v}" for k, v in group.items()) or "all rows"
@@ -102,11 +130,22 @@ def fit_frame(
             label=f"group {label}",
         )
         notes += why
+        curve_keys = [factor] if factor else []
+        for c in curve_health(
+            _points(sub, factor, data, target).to_dict("records"),
+            curve_keys,
+            data=data,
+            target=target,
+            describe=lambda ident, group=group: _curve_label(group, factor, ident),
+        ):
+            health["curves"].append({"group": group, **c})
         if record is not None:
             fits.append(record)
+            if record["health"]["extrapolates"] is False:
+                health["laws"].append(_law_flag(record, f"group {label}"))
     if not fits:
         raise UserError(notes[0] if notes else "nothing to fit", path=path)
-    return fits_document(fits, notes, source=path)
+    return fits_document(fits, notes, source=path, health=health)
 
 
 def fit_table(path: str, **kwargs) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import itertools
 import json
 from typing import Any
 
+from ftscale.analysis.health import judge_range
 from ftscale.errors import UserError
 from ftscale.laws.base import ScalingLaw
 from ftscale.laws.critical import DEFAULT_RANGE, closed_form, critical_data_size
@@ -64,12 +65,24 @@ def pair_table(
     hi: float = DEFAULT_RANGE[1],
 ) -> list[dict[str, Any]]:
     """Each pair of a context's methods: ``{"methods", "points": [critical_data_size at each
-    x], "closed_form"}`` (closed form for multiplicative laws only)."""
+    x], "closed_form"}`` (closed form for multiplicative laws only, undefined where the fit
+    records' beta intervals overlap: :func:`ftscale.laws.critical.closed_form`).
+
+    Each point also says whether its critical data size lies inside both methods' runs at
+    that factor value: ``measured_range`` and ``extrapolated``
+    (:func:`ftscale.analysis.health.judge_range`; None for records without ranges)."""
     out = []
     for m1, m2 in itertools.combinations(laws, 2):
-        l1, l2 = laws[m1][0], laws[m2][0]
-        pts = [critical_data_size(l1, l2, x, lo, hi) for x in xs]
-        cf = closed_form(l1.params_, l2.params_) if l1.name == "multiplicative" else None
+        (l1, r1), (l2, r2) = laws[m1], laws[m2]
+        pts = []
+        for x in xs:
+            pt = critical_data_size(l1, l2, x, lo, hi)
+            pts.append({**pt, **judge_range(pt["critical_data_size"], [r1, r2], x)})
+        cf = (
+            closed_form(l1.params_, l2.params_, r1.get("ci"), r2.get("ci"))
+            if l1.name == "multiplicative"
+            else None
+        )
         out.append({"methods": [m1, m2], "points": pts, "closed_form": cf})
     return out
 
@@ -78,14 +91,22 @@ def recommend_in(
     laws: dict[str, tuple[ScalingLaw, dict]], x: float | None, data_size: float, **kwargs: Any
 ) -> dict[str, Any]:
     """:func:`ftscale.laws.recommend.recommend` for a context's methods, with the cost models
-    their fit records carry."""
-    return recommend(
+    their fit records carry, and the runs' ranges: each ranked method's ``measured_range`` at
+    ``x`` and whether ``data_size`` is ``extrapolated`` beyond it, and for each flip whether it
+    lies outside the runs of either of its two methods (``measured_range``, ``extrapolated``;
+    :func:`ftscale.analysis.health.judge_range`)."""
+    out = recommend(
         {m: law for m, (law, _) in laws.items()},
         x,
         data_size,
         cost_models={m: rec.get("cost_models") or {} for m, (_, rec) in laws.items()},
         **kwargs,
     )
+    for row in out["ranking"]:
+        row.update(judge_range(data_size, [laws[row["method"]][1]], x))
+    for flip in out["flips"]:
+        flip.update(judge_range(flip["data_size"], [laws[flip["from"]][1], laws[flip["to"]][1]], x))
+    return out
 
 
 def _x(law: ScalingLaw, at: float | None) -> float | None:
@@ -103,7 +124,8 @@ def critical_pairs(
     hi: float = DEFAULT_RANGE[1],
 ) -> dict[str, Any]:
     """``{"range", "pairs": [{"context", "methods", "points": [{"x", "critical_data_size",
-    "crossings", "note"}], "closed_form": {"H", "gamma"} | None}]}``."""
+    "crossings", "note", "measured_range", "extrapolated", ...}], "closed_form": {"H",
+    "log10_H", "gamma", "defined", "why"} | None}]}``."""
     if methods is not None and len(methods) < 2:
         raise UserError("--methods needs at least two methods, e.g. fmt,lora")
     if not (0 < lo < hi):

@@ -13,6 +13,11 @@
   becomes a note; no warning reaches the terminal.
 - Cost models (cost = exp(c0) X^c1 D^c2) are fitted to every point of the group, held out
   too: a held-out point is one the law must predict, but its cost is a measurement like any other.
+- Every record carries the measured ranges of the group's points, held out too
+  (``data_range``, ``factor_range``, ``data_range_by_factor``: what ``critical`` and
+  ``recommend`` judge extrapolation by) and its law health (``health``:
+  :func:`ftscale.analysis.health.law_health`, from the held-out points' ``loss_std`` and
+  ``n_seeds`` where the points carry them and the spread of the bootstrap predictions there).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ftscale.analysis.health import law_health, ranges_of
 from ftscale.errors import ConvergenceWarning, UserError
 from ftscale.laws.cost import fit_cost_model
 from ftscale.laws.io import FORMAT_VERSION, fit_record
@@ -119,7 +125,39 @@ def fit_group(
         target=target,
         cost_models=cost_models(points, factor, data),
     )
+    record.update(ranges_of(points[data].to_numpy(float), xs(points)))
+    record["health"] = law_health(
+        record["delta_e"],
+        record["delta_h"],
+        _seed_stats(hold_pts),
+        _draw_sd(est, xs(hold_pts), hold_pts[data].to_numpy(float)),
+    )
     return record, notes
+
+
+def _draw_sd(est, X: np.ndarray | None, D: np.ndarray) -> list[float] | None:
+    """The spread (nats/token) of the bootstrap draws' predictions at each point: half the
+    width of their 16-84% percentile interval, a standard deviation that a few wild draws of a
+    small bootstrap do not dominate; None without draws (or points)."""
+    draws = est.bootstrap_params_
+    if draws is None or len(draws) < 2 or D.size == 0:
+        return None
+    with np.errstate(all="ignore"):
+        preds = np.stack(
+            [est.predict_with(dict(zip(est.param_names, row, strict=True)), X, D) for row in draws]
+        )
+    lo, hi = np.nanpercentile(preds, [16, 84], axis=0)
+    return [float(v) for v in (hi - lo) / 2]
+
+
+def _seed_stats(points: pd.DataFrame) -> list[tuple[float | None, int | None]]:
+    """(loss_std, n_seeds) of each point; (None, None) where the points do not carry them."""
+    if "loss_std" not in points or "n_seeds" not in points:
+        return [(None, None)] * len(points)
+    return [
+        (None if pd.isna(s) else float(s), None if pd.isna(n) else int(n))
+        for s, n in zip(points["loss_std"], points["n_seeds"], strict=True)
+    ]
 
 
 def fits_document(fits: list[dict[str, Any]], notes: list[str], **extra: Any) -> dict[str, Any]:

@@ -7,6 +7,11 @@ different random subsets per point); the points with the largest value of each
 Delta_h; every law of ``fit.laws`` is fitted to the rest, through the same step as ``ftscale
 fit`` (:func:`ftscale.analysis.fit.fit_group`, whose policy applies: too few points for a law
 skips that fit with a note, so a report can say so).
+
+The document also carries its health checks (:mod:`ftscale.analysis.health`: curves that rise
+with data, laws that do not extrapolate, critical data sizes and recommendation flips outside
+the runs) and the answer: per task, the recommended method at the study's largest factor value
+and largest data size, with the probability that it is best and the flags that qualify it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,15 @@ import numpy as np
 
 from ftscale.analysis.compare import contexts_of, pair_table, recommend_in
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
+from ftscale.analysis.health import (
+    FACTOR_WORD,
+    curve_health,
+    fmt_size,
+    fmt_value,
+    law_message,
+    method_label,
+    range_text,
+)
 from ftscale.errors import UserError
 from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
@@ -45,9 +59,9 @@ def fit_study(
     """Fit every (task, method) of ``study`` from ``store``.
 
     Returns a fits document (``{"ftscale_fits": 1, "fits": [...]}`` plus ``study``, ``factor``,
-    ``points`` (seed-averaged), ``critical``, ``recommendations`` and ``notes``) that
-    ``ftscale critical`` and ``ftscale recommend`` also read. Fitting policy:
-    :mod:`ftscale.analysis.fit`.
+    ``points`` (seed-averaged), ``critical``, ``recommendations``, ``health`` (:func:`health_of`),
+    ``answer`` (:func:`answer_of`) and ``notes``) that ``ftscale critical`` and ``ftscale
+    recommend`` also read. Fitting policy: :mod:`ftscale.analysis.fit`.
     """
     from ftscale.study.plan import plan_study
 
@@ -78,6 +92,7 @@ def fit_study(
                     "task": task,
                     "method": method,
                     "model": row["model"],
+                    "pet_size": _num(row.get("pet_size")),
                     factor: float(row[factor]),
                     "data_size": float(row["data_size"]),
                     "loss": float(row["loss"]),
@@ -110,14 +125,257 @@ def fit_study(
                 if record is not None:
                     fits.append(record)
     values = sorted({p[factor] for p in points_out})
+    critical = critical_table(fits, values)
+    recommendations = recommendation_table(fits, pts, factor)
+    health = health_of(fits, points_out, critical, recommendations, factor)
     return fits_document(
         fits,
         notes,
         study=study.name,
         factor=factor,
         points=points_out,
-        critical=critical_table(fits, values),
-        recommendations=recommendation_table(fits, pts, factor),
+        critical=critical,
+        recommendations=recommendations,
+        health=health,
+        answer=answer_of(fits, points_out, factor, health),
+    )
+
+
+def _num(v: Any) -> float | None:
+    """A number of a points row, None for a missing one (None or NaN)."""
+    return None if v is None or v != v else float(v)
+
+
+def _word(factor: str) -> str:
+    return FACTOR_WORD.get(factor, factor)
+
+
+def _at(factor: str, x: float) -> str:
+    return f"{_word(factor)} {fmt_value(x)}"
+
+
+def curve_label(ident: dict[str, Any], factor: str) -> str:
+    """A study curve in words: "ftlm-3/LoRA on translate-en-zh" (plus the factor value where the
+    model does not name it)."""
+    who = method_label(str(ident.get("method")))
+    if ident.get("model") is not None:
+        who = f"{ident['model']}/{who}"
+    text = f"{who} on {ident.get('task')}"
+    if factor != "model_size" or ident.get("model") is None:
+        text += f" at {_at(factor, ident[factor])}" if factor in ident else ""
+    return text
+
+
+def fit_label(fit: dict[str, Any], factor: str) -> str:
+    """A study fit in words: "LoRA on translate-en-de (multiplicative law)"."""
+    g = fit["group"]
+    at = f" at {_at(factor, g[factor])}" if factor in g else ""
+    return f"{method_label(str(g.get('method')))} on {g.get('task')}{at} ({fit['law']} law)"
+
+
+def health_of(
+    fits: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    critical: list[dict[str, Any]],
+    recommendations: list[dict[str, Any]],
+    factor: str,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every flag of a study's fits: ``{"curves", "laws", "critical", "flips"}``, each a list of
+    records with a ``message`` in words (docs/laws.md, "Health checks"):
+
+    - ``curves``: :func:`ftscale.analysis.health.curve_health` of each (task, method, model,
+      factor value) curve of ``points``;
+    - ``laws``: fits whose ``health`` says they do not extrapolate (``task``, ``method``,
+      ``law``, the factor value for one-factor fits, and the health fields);
+    - ``critical``: critical data sizes outside either method's runs at their factor value
+      (``task``, ``methods``, ``x``, ``critical_data_size``, ``measured_range``);
+    - ``flips``: flips of the recommendations outside the runs of either of their two methods
+      (``task``, the factor value, ``data_size``, ``from``, ``to``, ``measured_range``).
+    """
+    keys = ["task", "method", "model", "pet_size", factor]
+    keys = list(dict.fromkeys(keys))  # factor may be pet_size
+    curves = curve_health(points, keys, describe=lambda ident: curve_label(ident, factor))
+    laws = []
+    for f in fits:
+        h = f.get("health") or {}
+        if h.get("extrapolates") is False:
+            g = f["group"]
+            laws.append(
+                {
+                    "task": g.get("task"),
+                    "method": g.get("method"),
+                    "law": f["law"],
+                    **({factor: g[factor]} if factor in g else {}),
+                    **h,
+                    "message": law_message(fit_label(f, factor), h),
+                }
+            )
+    crit = []
+    for c in critical:
+        for p in c["points"]:
+            if p.get("extrapolated"):
+                rng = p.get("measured_range")
+                crit.append(
+                    {
+                        "task": c["task"],
+                        "methods": c["methods"],
+                        "law": c.get("law"),
+                        "x": p["x"],
+                        "critical_data_size": p["critical_data_size"],
+                        "measured_range": rng,
+                        "message": (
+                            f"{c['task']}, {' vs '.join(method_label(m) for m in c['methods'])} "
+                            f"at {_at(factor, p['x'])}: the critical data size "
+                            f"{fmt_size(p['critical_data_size'])} examples is extrapolated "
+                            f"beyond the runs (both methods ran {range_text(rng)}); run both "
+                            "methods near it before relying on it"
+                        ),
+                    }
+                )
+    flips = []
+    for rec in recommendations:
+        for fl in rec.get("flips", []):
+            if fl.get("extrapolated"):
+                flips.append(
+                    {
+                        "task": rec["task"],
+                        factor: rec[factor],
+                        **{k: fl[k] for k in ("data_size", "from", "to", "measured_range")},
+                        "message": _flip_message(rec["task"], factor, rec[factor], fl),
+                    }
+                )
+    return {"curves": curves, "laws": laws, "critical": crit, "flips": flips}
+
+
+def _flip_message(task: str, factor: str, x: float, fl: dict[str, Any]) -> str:
+    return (
+        f"{task} at {_at(factor, x)}: the best method changes from {method_label(fl['from'])} "
+        f"to {method_label(fl['to'])} at ~{fmt_size(fl['data_size'])} examples, extrapolated "
+        f"beyond the runs (both ran {range_text(fl.get('measured_range'))})"
+    )
+
+
+def answer_of(
+    fits: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    factor: str,
+    health: dict[str, list[dict[str, Any]]],
+    law: str = "multiplicative",
+) -> dict[str, Any]:
+    """The study's answer: per task, the recommended method at the task's largest factor value
+    and largest data size (examples) of its runs, from the ``law`` fits.
+
+    ``{"factor", "law", "tasks": [{"task", factor, "model", "data_size", "best", "p_best",
+    "n_draws", "ranking", "flips", "flags": [{"kind", "message"}], "text"}]}``. ``p_best`` is
+    the share of bootstrap draws in which ``best`` predicts the lowest loss (None without
+    draws). ``flags`` qualify the answer: ``data_size`` (the data size lies outside a method's
+    runs at that factor value: its loss there is extrapolated), ``flip`` (a change of the best
+    method between the task's smallest data size and the answer's that lies outside the runs
+    of its two methods), ``curve`` (a curve of the task's compared methods rises with data)
+    and ``law`` (a compared method's law does not extrapolate). A task without two methods to
+    compare has ``best`` None.
+    """
+    out = []
+    contexts = {ctx.get("task"): laws for ctx, laws in _joint_contexts(fits, law)}
+    tasks = sorted({p["task"] for p in points})
+    for task in tasks:
+        tp = [p for p in points if p["task"] == task]
+        x = max(p[factor] for p in tp)
+        d = max(p["data_size"] for p in tp)
+        d_min = min(p["data_size"] for p in tp)
+        models = sorted({str(p["model"]) for p in tp if p[factor] == x and p.get("model")})
+        laws = contexts.get(task) or {}
+        methods = set(laws)
+        flags = []
+        entry: dict[str, Any] = {
+            "task": task,
+            factor: x,
+            "model": models[0] if len(models) == 1 else None,
+            "data_size": d,
+            "law": law,
+            "best": None,
+            "p_best": None,
+            "n_draws": None,
+            "ranking": [],
+            "flips": [],
+        }
+        if len(laws) >= 2:
+            rec = recommend_in(laws, x, d)
+            entry.update(
+                best=rec["best"],
+                p_best=rec["p_best"],
+                n_draws=rec["n_draws"],
+                ranking=[
+                    {
+                        k: r.get(k)
+                        for k in (
+                            "method",
+                            "predicted_loss",
+                            "interval",
+                            "p_best",
+                            "measured_range",
+                            "extrapolated",
+                        )
+                    }
+                    for r in rec["ranking"]
+                ],
+                flips=rec["flips"],
+            )
+            for r in rec["ranking"]:
+                if r.get("extrapolated"):
+                    flags.append(
+                        {
+                            "kind": "data_size",
+                            "method": r["method"],
+                            "message": (
+                                f"{fmt_size(d)} examples is outside the {method_label(r['method'])} "
+                                f"runs at {_at(factor, x)} ({range_text(r.get('measured_range'))}): "
+                                "its predicted loss there is extrapolated beyond the runs"
+                            ),
+                        }
+                    )
+            for fl in rec["flips"]:
+                if fl.get("extrapolated") and d_min <= fl["data_size"] <= d:
+                    flags.append({"kind": "flip", "message": _flip_message(task, factor, x, fl)})
+        for c in health["curves"]:
+            if c.get("task") == task and (not methods or c.get("method") in methods):
+                flags.append({"kind": "curve", "message": c["message"]})
+        for f in health["laws"]:
+            if f.get("task") == task and f.get("law") == law and f.get("method") in methods:
+                flags.append({"kind": "law", "message": f["message"]})
+        entry["flags"] = flags
+        entry["text"] = answer_text(entry, factor)
+        out.append(entry)
+    return {"factor": factor, "law": law, "tasks": out}
+
+
+def answer_text(entry: dict[str, Any], factor: str) -> str:
+    """One task's answer (:func:`answer_of`) as a sentence."""
+    where = f"at {_at(factor, entry[factor])}"
+    if entry.get("model"):
+        where += f" ({entry['model']})"
+    where += f" with {fmt_size(entry['data_size'])} examples"
+    if entry["best"] is None:
+        return (
+            f"{entry['task']}: no answer {where}: fewer than two methods have a "
+            f"{entry['law']} fit to compare."
+        )
+    if entry["p_best"] is None:
+        certainty = "no bootstrap draws, so no certainty"
+    else:
+        certainty = (
+            f"P(best) {entry['p_best']:.2f} over {entry['n_draws']} bootstrap draws of the laws"
+        )
+    losses = ", ".join(
+        f"{method_label(r['method'])} {r['predicted_loss']:.3f}" for r in entry["ranking"]
+    )
+    n = len(entry["flags"])
+    qualified = (
+        "; no check qualifies it" if not n else f"; qualified by {n} flag{'s' if n > 1 else ''}"
+    )
+    return (
+        f"{entry['task']}: {where}, use {method_label(entry['best'])} ({certainty}; predicted "
+        f"test loss {losses} nats/token){qualified}."
     )
 
 
@@ -174,10 +432,24 @@ def format_fits(doc: dict[str, Any]) -> str:
         pts = ", ".join(
             f"{p['x']:.3g}: "
             + ("none" if p["critical_data_size"] is None else f"{p['critical_data_size']:.3g}")
+            + (" (extrapolated)" if p.get("extrapolated") else "")
             for p in c["points"]
         )
         lines.append(
             f"critical data size {c['methods'][0]} vs {c['methods'][1]} ({c['task']}) by {doc['factor']}: {pts}"
+        )
+    for a in (doc.get("answer") or {}).get("tasks", []):
+        lines.append(f"answer: {a['text']}")
+        lines += [f"  - {f['message']}" for f in a["flags"]]
+    health = doc.get("health") or {}
+    flags = [
+        r["message"] for k in ("curves", "laws", "critical", "flips") for r in health.get(k, [])
+    ]
+    lines += [f"health: {m}" for m in flags]
+    if health and not flags:
+        lines.append(
+            "health: no flags (no curve rises with data beyond its seed spread, no law fails "
+            "on its held-out points, no crossing or flip lies outside the runs)"
         )
     for n in doc.get("notes", []):
         lines.append(f"note: {n}")

@@ -87,10 +87,22 @@ def run(args: argparse.Namespace) -> int:
                 f["delta_e"],
                 f["delta_h"],
                 "yes" if f["converged"] else "NO",
+                {True: "yes", False: "NO", None: "-"}[(f.get("health") or {}).get("extrapolates")],
             ]
         )
     print_rows(
-        ["group", "law", "params", "n_fit", "n_hold", "delta_e", "delta_h", "converged"], rows
+        [
+            "group",
+            "law",
+            "params",
+            "n_fit",
+            "n_hold",
+            "delta_e",
+            "delta_h",
+            "converged",
+            "extrapolates",
+        ],
+        rows,
     )
     for f in slim["fits"]:
         if f["ci"]:
@@ -98,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"95% CI {fmt_group(f['group'])}: {ci}")
         if not f["converged"]:
             print(f"warning: fit for {fmt_group(f['group'])} did not converge: {f['message']}")
+    health = slim.get("health") or {}
+    for flag in health.get("curves", []) + health.get("laws", []):
+        print(f"health: {flag['message']}")
     if args.out:
         print(f"wrote {args.out}")
     return 0

@@ -63,32 +63,67 @@ def crossings(
     return out
 
 
+def betas_separate(ci1: dict | None, ci2: dict | None) -> bool | None:
+    """Whether two fits' beta intervals (``ci`` of a fit record: name -> [lo, hi], 95%
+    bootstrap percentiles) do not overlap; None when either fit has no beta interval."""
+    b1 = (ci1 or {}).get("beta")
+    b2 = (ci2 or {}).get("beta")
+    if not b1 or not b2 or None in (*b1, *b2):
+        return None
+    return bool(b1[1] < b2[0] or b2[1] < b1[0])
+
+
 def closed_form(
-    params1: dict[str, float], params2: dict[str, float]
-) -> dict[str, float | None] | None:
+    params1: dict[str, float],
+    params2: dict[str, float],
+    ci1: dict | None = None,
+    ci2: dict | None = None,
+) -> dict[str, float | bool | str | None] | None:
     """H and gamma of D_c = H * X^gamma for two multiplicative laws (exact when E1 = E2), and
-    ``log10_H``.
+    ``log10_H``, ``defined`` and ``why``.
 
     H is computed in log space: with nearly equal betas (1 / (beta1 - beta2) in the hundreds)
     it over- or underflows a float, and is then None while ``log10_H`` still says how far out
-    it lies. Returns None when the laws are not multiplicative or beta1 = beta2.
+    it lies. With the fits' parameter intervals ``ci1`` / ``ci2`` (name -> [lo, hi]) whose beta
+    intervals overlap, the betas are equal within them: 1 / (beta1 - beta2) is then anything
+    from -inf to inf, so H, ``log10_H`` and gamma are None, ``defined`` is False and ``why``
+    says so; the same when beta1 = beta2 exactly. Without intervals the closed form is
+    computed (``defined`` True), untested. Returns None when the laws are not multiplicative.
     """
     need = {"A", "alpha", "beta", "E"}
     if not (need <= set(params1) and need <= set(params2)) or "B" in params1 or "B" in params2:
         return None
+    undefined = {"H": None, "log10_H": None, "gamma": None, "defined": False}
     db = params1["beta"] - params2["beta"]
-    if db == 0 or not (params1["A"] > 0 and params2["A"] > 0):
-        return None
+    if db == 0:
+        return {**undefined, "why": "equal betas: the laws do not cross at one data size"}
+    if betas_separate(ci1, ci2) is False:
+        b1, b2 = ci1["beta"], ci2["beta"]
+        return {
+            **undefined,
+            "why": f"betas equal within their 95% intervals ([{b1[0]:.3g}, {b1[1]:.3g}] and "
+            f"[{b2[0]:.3g}, {b2[1]:.3g}])",
+        }
+    if not (params1["A"] > 0 and params2["A"] > 0):
+        return {**undefined, "why": "a non-positive A"}
     log_h = (np.log(params1["A"]) - np.log(params2["A"])) / db
     gamma = (params2["alpha"] - params1["alpha"]) / db
     h = float(np.exp(log_h)) if abs(log_h) < 700 else None  # exp(709) is the float limit
-    return {"H": h, "log10_H": float(log_h / np.log(10)), "gamma": float(gamma)}
+    return {
+        "H": h,
+        "log10_H": float(log_h / np.log(10)),
+        "gamma": float(gamma),
+        "defined": True,
+        "why": None,
+    }
 
 
 def format_h(cf: dict | None) -> str:
-    """H of a :func:`closed_form` result as text: "10^k" where H is beyond a float, "-" where
-    there is none."""
+    """H of a :func:`closed_form` result as text: "undefined" where the betas are equal
+    (within their intervals), "10^k" where H is beyond a float, "-" where there is none."""
     cf = cf or {}
+    if cf.get("defined") is False:
+        return "undefined"
     if cf.get("H") is None and cf.get("log10_H") is not None:
         return f"10^{cf['log10_H']:.0f}"
     return "-" if cf.get("H") is None else f"{cf['H']:.4g}"

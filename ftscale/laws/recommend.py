@@ -8,7 +8,7 @@ import numpy as np
 
 from ftscale.laws.base import ScalingLaw
 from ftscale.laws.cost import predict_cost
-from ftscale.laws.critical import DEFAULT_RANGE
+from ftscale.laws.critical import DEFAULT_RANGE, _draw_preds
 
 #: Cost columns in order of preference when the user does not name one.
 COST_PREFERENCE = ("train_seconds", "flops", "peak_mem_bytes", "trainable_params")
@@ -45,6 +45,45 @@ def ranking_flips(
     return out
 
 
+def _draw_theta(law: ScalingLaw, draws: np.ndarray) -> np.ndarray:
+    """Bootstrap draws (R, P) of public parameters -> free vectors (R, P); a non-positive scale
+    gives NaN (that draw then predicts nothing) instead of an error."""
+    cols = []
+    with np.errstate(all="ignore"):
+        for k, name in enumerate(law.param_names):
+            v = draws[:, k]
+            cols.append(np.log(np.where(v > 0, v, np.nan)) if name in law.log_params else v)
+    return np.stack(cols, axis=1)
+
+
+def p_best(
+    laws: dict[str, ScalingLaw], x: float | None, data_size: float
+) -> tuple[dict[str, float] | None, int | None]:
+    """Probability that each method is best at factor ``x`` and ``data_size`` (examples), from
+    the laws' bootstrap draws: draw k of every law is taken together (as
+    :func:`ftscale.laws.critical.bootstrap_crossings` pairs them), and a method's probability
+    is the share of draw indices k at which its predicted loss is the lowest. Draw indices
+    where any law predicts no finite loss are left out. Returns (method -> probability, the
+    number of draw indices used), or (None, None) when a law has no draws."""
+    draws = [law.bootstrap_params_ for law in laws.values()]
+    if not laws or any(d is None or len(d) == 0 for d in draws):
+        return None, None
+    r = min(len(d) for d in draws)
+    logd = np.array([np.log(float(data_size))])
+    preds = np.stack(
+        [
+            _draw_preds(law, _draw_theta(law, np.asarray(d[:r], dtype=float)), x, logd)[:, 0]
+            for law, d in zip(laws.values(), draws, strict=True)
+        ]
+    )  # (methods, R)
+    ok = np.isfinite(preds).all(axis=0)
+    if not ok.any():
+        return None, None
+    wins = np.bincount(np.argmin(preds[:, ok], axis=0), minlength=len(laws))
+    n = int(ok.sum())
+    return {m: float(w / n) for m, w in zip(laws, wins, strict=True)}, n
+
+
 def recommend(
     laws: dict[str, ScalingLaw],
     x: float | None,
@@ -59,14 +98,17 @@ def recommend(
 ) -> dict[str, Any]:
     """Rank methods (name -> fitted law) by predicted loss at factor ``x`` and ``data_size``.
 
-    Returns ``{"ranking": [{"method", "predicted_loss", "interval", "cost"}], "best",
-    "flips", "flip_data_size", "cheapest_within_tolerance"}``. ``interval`` is the bootstrap
-    percentile interval at ``level`` (None without bootstrap samples). ``flip_data_size`` is the
+    Returns ``{"ranking": [{"method", "predicted_loss", "interval", "p_best", "cost"}], "best",
+    "p_best", "n_draws", "flips", "flip_data_size", "cheapest_within_tolerance"}``.
+    ``interval`` is the bootstrap percentile interval at ``level`` (None without bootstrap
+    samples); ``p_best`` the probability that the method is best (:func:`p_best`; None without
+    draws), top-level that of ``best`` (the lowest predicted loss), over ``n_draws`` draws. ``flip_data_size`` is the
     ranking change nearest to ``data_size`` in log distance. With ``cost_models`` (method ->
     cost column -> model), the cheapest method whose predicted loss is within ``tolerance``
     (nats/token) of the best is named with its predicted cost in column ``cost`` (default: the
     first of :data:`COST_PREFERENCE` every method has).
     """
+    probs, n_draws = p_best(laws, x, data_size)
     rows = []
     for m, law in laws.items():
         pred = float(law.predict(x, data_size))
@@ -76,6 +118,7 @@ def recommend(
                 "method": m,
                 "predicted_loss": pred,
                 "interval": None if iv is None else [float(iv[0]), float(iv[1])],
+                "p_best": None if probs is None else probs[m],
                 "cost": {},
             }
         )
@@ -85,6 +128,8 @@ def recommend(
     out: dict[str, Any] = {
         "ranking": rows,
         "best": rows[0]["method"],
+        "p_best": rows[0]["p_best"],
+        "n_draws": n_draws,
         "flips": flips,
         "flip_range": [float(lo), float(hi)],
         "flip_data_size": None if nearest is None else nearest["data_size"],

@@ -67,8 +67,10 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 def render_markdown(
     doc: dict[str, Any], figs: list[Path], results, transfer: list[dict[str, Any]]
 ) -> str:
-    """The report as Markdown (figures referenced by file name)."""
+    """The report as Markdown (figures referenced by file name). It opens with the answer
+    (:func:`answer_lines`) and lists every health flag under "Health"."""
     lines = [f"# Study report: {doc['study']}", ""]
+    lines += answer_lines(doc)
     n_runs = 0 if results is None else len(results)
     n_done = 0 if results is None else int((results["status"] == "done").sum())
     lines += [
@@ -79,6 +81,7 @@ def render_markdown(
         "",
     ]
     lines += [f"- {s}" for s in findings(doc, results)] + [""]
+    lines += ["## Health", ""] + health_lines(doc)
     lines += ["## Figures", ""]
     for f in figs:
         lines += [f"![{f.stem}]({f.name})", ""]
@@ -121,7 +124,13 @@ def render_markdown(
                 format_h(r),
                 _fmt(r["gamma"]),
                 "; ".join(
-                    f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}" for x, d in r["numeric"]
+                    f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}"
+                    + (" (extrapolated)" if out else "")
+                    for (x, d), out in zip(
+                        r["numeric"],
+                        r.get("extrapolated") or [False] * len(r["numeric"]),
+                        strict=True,
+                    )
                 ),
             ]
             for r in cf
@@ -132,6 +141,19 @@ def render_markdown(
             ),
             "",
         ]
+        if any(r["defined"] is False for r in cf):
+            lines += [
+                "H undefined: the two methods' betas are equal within their 95% bootstrap "
+                "intervals, so 1 / (β1 - β2), and with it D_c = H · X^γ, has no defined value in "
+                "these runs.",
+                "",
+            ]
+        if any(any(r.get("extrapolated") or []) for r in cf):
+            lines += [
+                "(extrapolated): the crossing lies outside the data sizes that both methods ran at "
+                "that factor value: extrapolated beyond the runs.",
+                "",
+            ]
     else:
         lines += ["Fewer than two methods with a multiplicative fit: no critical sizes.", ""]
     ct = correlation_table(results)
@@ -172,6 +194,42 @@ def render_markdown(
 
 def _fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def answer_lines(doc: dict[str, Any]) -> list[str]:
+    """The report's opening: per task, the recommended method at the largest factor value and
+    data size with its certainty (:func:`ftscale.analysis.study.answer_of`), and the flags that
+    qualify it as a list."""
+    tasks = (doc.get("answer") or {}).get("tasks") or []
+    if not tasks:
+        return []
+    out = []
+    for a in tasks:
+        out += [f"**Answer.** {a['text']}", ""]
+        out += [f"- {f['message']}" for f in a["flags"]]
+        if a["flags"]:
+            out.append("")
+    return out
+
+
+def health_lines(doc: dict[str, Any]) -> list[str]:
+    """Every health flag of the fits (curves that rise with data, laws that do not extrapolate,
+    crossings and flips beyond the runs) and of the answer (data sizes outside the runs), one
+    item each, in words a user acts on."""
+    health = doc.get("health") or {}
+    msgs = [
+        r["message"] for k in ("curves", "laws", "critical", "flips") for r in health.get(k, [])
+    ]
+    for a in (doc.get("answer") or {}).get("tasks") or []:
+        msgs += [f["message"] for f in a["flags"] if f["kind"] == "data_size"]
+    if not msgs:
+        return [
+            "No flags: no curve rises with data by more than its seed spread, no law misses its "
+            "held-out points, and no critical data size or change of the best method lies "
+            'outside the runs (definitions: docs/laws.md, "Health checks").',
+            "",
+        ]
+    return [f"- {m}" for m in dict.fromkeys(msgs)] + [""]
 
 
 def render_html(markdown: str, folder: Path) -> str:

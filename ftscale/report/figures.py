@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.analysis.health import method_label
 from ftscale.finetune.methods import METHODS, pet_size_fields
 from ftscale.laws.io import law_from_record
 
@@ -29,12 +30,6 @@ def method_colour(method: str) -> str:
     if m is not None and m.colour:
         return m.colour
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
-
-
-def method_label(method: str) -> str:
-    """The method's name in reports ("LoRA"); a name outside the registry as it is."""
-    m = METHODS.get(method)
-    return m.label or method if m is not None else method
 
 
 def _plt():
@@ -167,6 +162,7 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     any_point = False
+    extrapolated = False
     all_ys: list[float] = []
     for c in pairs:
         xs = [p["x"] for p in c["points"] if p["critical_data_size"] is not None]
@@ -181,6 +177,16 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
         if xs:
             any_point = True
             ax.plot(xs, ys, "o-", ms=6, mew=1.5, label=label, **style)
+            beyond = [
+                (p["x"], p["critical_data_size"])
+                for p in c["points"]
+                if p["critical_data_size"] is not None and p.get("extrapolated")
+            ]
+            if beyond:
+                # beyond the runs of either method: a hollow marker over the filled one
+                ox, oy = [x for x, _ in beyond], [y for _, y in beyond]
+                ax.plot(ox, oy, "o", ms=9, mfc="white", mec=style["color"], mew=1.5)
+                extrapolated = True
         else:
             ax.plot([], [], "o-", label=f"{label}: no crossing in range", **style)
     ax.set_xscale("log")
@@ -193,7 +199,11 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
         ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel(FACTOR_LABELS.get(doc["factor"], doc["factor"]))
     ax.set_ylabel("critical finetuning data (examples)")
-    ax.set_title(f"{task}: where two methods predict equal loss", fontsize=9)
+    ax.set_title(
+        f"{task}: where two methods predict equal loss"
+        + ("\n(hollow: extrapolated beyond the runs)" if extrapolated else ""),
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out / f"critical_{task}_{doc['factor']}.png"

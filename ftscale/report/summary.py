@@ -3,7 +3,9 @@
 Tables (the paper's numbering): fitted parameters with bootstrap intervals (Table 4), Delta_e and
 Delta_h of the multiplicative and additive laws side by side (Tables 2 and 6), the closed-form
 critical size H and gamma (Table 5), and the correlation between test loss and generation quality
-across runs (Table 7). Findings are sentences computed from those numbers, never fixed text.
+across runs (Table 7). Findings are sentences computed from those numbers, never fixed text; a
+finding that compares exponents or methods is stated only where their 95% bootstrap intervals
+separate, and the health checks (:mod:`ftscale.analysis.health`) are listed in words.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.analysis.health import FACTOR_WORD, intervals_separate
 from ftscale.laws.critical import DEFAULT_RANGE
 from ftscale.report.figures import method_label
 
-_FACTOR_WORD = {
-    "model_size": "model size",
-    "pretrain_tokens": "pretraining data",
-    "pet_size": "PET size",
-}
+_FACTOR_WORD = FACTOR_WORD
+#: How a finding says that its comparison has no intervals.
+NO_INTERVALS = "the fits have no bootstrap intervals, so the comparison has no intervals (fit with bootstrap > 0)"
 
 
 def _g(v: Any, fmt: str = ".3g") -> str:
@@ -71,7 +72,12 @@ def critical_closed_form_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 "H": cf.get("H"),
                 "log10_H": cf.get("log10_H"),
                 "gamma": cf.get("gamma"),
+                "defined": cf.get(
+                    "defined", cf.get("H") is not None or cf.get("log10_H") is not None
+                ),
+                "why": cf.get("why"),
                 "numeric": [(p["x"], p["critical_data_size"]) for p in c["points"]],
+                "extrapolated": [bool(p.get("extrapolated")) for p in c["points"]],
             }
         )
     return rows
@@ -136,6 +142,7 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
         # Which scaling helps more: the factor's exponent against the data exponent.
         for m, f in sorted(tm.items()):
             a, b = f["params"]["alpha"], f["params"]["beta"]
+            ci = f.get("ci") or {}
             if f.get("at_bound"):
                 # A parameter at the edge of the search box: the data do not pin the law down
                 # (typically the factor barely moves the loss), so its exponents say nothing.
@@ -150,19 +157,27 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                 out.append(
                     f"{task}, {method_label(m)}: PET size {verdict} (alpha_t = {a:.4f}; beta = {b:.3f})."
                 )
-            else:
+                continue
+            exps = (
+                f"alpha = {fmt_ci(a, ci.get('alpha'), '.3f')} for {word}, "
+                f"beta = {fmt_ci(b, ci.get('beta'), '.3f')} for finetuning data"
+            )
+            apart = intervals_separate(ci.get("alpha"), ci.get("beta"))
+            if apart is None:
+                out.append(f"{task}, {method_label(m)}: {exps}; {NO_INTERVALS}.")
+            elif apart:
                 more = word if a > b else "finetuning data"
                 out.append(
-                    f"{task}, {method_label(m)}: scaling {more} lowers the loss faster "
-                    f"(alpha = {a:.3f} for {word}, beta = {b:.3f} for finetuning data)."
+                    f"{task}, {method_label(m)}: scaling {more} lowers the loss faster ({exps})."
                 )
-        # Data hunger.
-        hungry = max(tm.items(), key=lambda kv: kv[1]["params"]["beta"])
+            else:
+                out.append(
+                    f"{task}, {method_label(m)}: the exponents for {word} and for finetuning data "
+                    f"({exps}) are not distinguishable in these runs."
+                )
+        # Data hunger: the largest beta, where its interval lies above every other method's.
         if len(tm) > 1:
-            out.append(
-                f"{task}: {method_label(hungry[0])} is the most data-hungry method "
-                f"(largest beta, {hungry[1]['params']['beta']:.3f})."
-            )
+            out.append(_data_hunger(task, tm))
         # Law comparison on held-out points.
         both = [
             (m, tm[m]["delta_h"], add[(task, m)]["delta_h"])
@@ -179,9 +194,7 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                 + ", ".join(f"{method_label(m)} {dm:.4f} vs {da:.4f}" for m, dm, da in both)
                 + ")."
             )
-        # Fit quality warnings: Delta_h large against the spread of the losses.
-        losses = [p["loss"] for p in doc["points"] if p["task"] == task]
-        spread = (max(losses) - min(losses)) if losses else 0.0
+        # Fit quality warnings.
         for m, f in sorted(tm.items()):
             if floor_vanishes(f, doc["points"]):
                 e = f["params"]["E"]
@@ -194,10 +207,11 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                 out.append(
                     f"{task}, {method_label(m)}: the fit did not converge; treat its parameters with caution."
                 )
-            if f["delta_h"] is not None and spread > 0 and f["delta_h"] > 0.25 * spread:
+            health = f.get("health") or {}
+            if health.get("extrapolates") is False:
                 out.append(
-                    f"{task}, {method_label(m)}: the law extrapolates poorly (Delta_h {f['delta_h']:.3f} "
-                    f"is {f['delta_h'] / spread:.0%} of the loss range); more or larger runs are needed."
+                    f"{task}, {method_label(m)}: the multiplicative law does not extrapolate "
+                    f"({health['reason']}); see Health."
                 )
     # Which method wins from which data size.
     for rec in doc.get("recommendations", []):
@@ -213,6 +227,7 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
         else:
             parts = [
                 f"{method_label(fl['from'])} until ~{fl['data_size']:.3g} examples, then {method_label(fl['to'])}"
+                + (" (extrapolated beyond the runs)" if fl.get("extrapolated") else "")
                 for fl in flips
             ]
             out.append(f"{where}: " + "; ".join(parts) + ".")
@@ -221,7 +236,31 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
     return out
 
 
-def fmt_ci(v: float, ci: list[float] | None) -> str:
+def _data_hunger(task: str, fits: dict[str, dict[str, Any]]) -> str:
+    """Which method is the most data-hungry (largest beta), said only where its 95% interval
+    lies above every other method's; else the betas are not distinguishable."""
+    beta = {m: f["params"]["beta"] for m, f in fits.items()}
+    ci = {m: (f.get("ci") or {}).get("beta") for m, f in fits.items()}
+    hungry = max(beta, key=beta.get)
+    listed = ", ".join(f"{method_label(m)} {fmt_ci(beta[m], ci[m], '.3f')}" for m in sorted(fits))
+    if any(intervals_separate(ci[hungry], ci[m]) is None for m in fits if m != hungry):
+        return (
+            f"{task}: {method_label(hungry)} has the largest data exponent beta ({listed}); "
+            f"{NO_INTERVALS}."
+        )
+    if all(intervals_separate(ci[hungry], ci[m]) for m in fits if m != hungry):
+        return (
+            f"{task}: {method_label(hungry)} is the most data-hungry method (largest beta; "
+            f"{listed})."
+        )
+    return (
+        f"{task}: the methods' data exponents beta ({listed}) are not distinguishable in these "
+        "runs."
+    )
+
+
+def fmt_ci(v: float, ci: list[float] | None, fmt: str = ".3g") -> str:
+    """A number with its interval: "0.042 [0.031, 0.055]" (the number alone without one)."""
     if ci is None or ci[0] is None:
-        return _g(v)
-    return f"{_g(v)} [{_g(ci[0])}, {_g(ci[1])}]"
+        return _g(v, fmt)
+    return f"{_g(v, fmt)} [{_g(ci[0], fmt)}, {_g(ci[1], fmt)}]"

@@ -230,8 +230,9 @@ def test_critical_json_schema(capsys, sim_table, tmp_path):
             assert 0 < lo <= hi
         else:
             assert p["critical_data_size_ci"] is None
-    assert set(pair["closed_form"]) == {"H", "log10_H", "gamma"}
+    assert set(pair["closed_form"]) == {"H", "log10_H", "gamma", "defined", "why"}
     cf = pair["closed_form"]
+    assert cf["defined"] is True  # beta 0.15 vs 0.051: the bootstrap intervals separate
     assert cf["log10_H"] == pytest.approx(math.log10(cf["H"]))
     assert pair["closed_form"]["gamma"] == pytest.approx((0.40 - 0.52) / (0.15 - 0.051), abs=0.3)
     rc, stdout, _ = call(capsys, "critical", out, "--methods", "fmt,prompt", "--at", "1e9")
@@ -394,3 +395,38 @@ def test_fit_flags_checked_before_fitting(capsys, sim_table, tmp_path, args, msg
     assert rc == 2 and msg in err and out == ""
     rc, _, err = call(capsys, "fit", path, "--law", "power", "--out", tmp_path)
     assert rc == 2 and "names a folder" in err
+
+
+def test_fit_json_and_text_carry_curve_and_law_health(capsys, tmp_path):
+    """A curve that rises from 400 to 1,200 examples (2 seeds, spread 0.014) is named with its
+    sizes; a law whose held-out point lies 0.3 nats/token off is flagged as not extrapolating;
+    a flat curve within its seed noise is not flagged."""
+    lines = ["method,data_size,seed,loss"]
+    for d, base in ((100, 2.0), (200, 1.9), (400, 1.8), (800, 1.75), (1200, 1.96)):
+        lines += [f"bad,{d},0,{base:.3f}", f"bad,{d},1,{base + 0.01:.3f}"]
+    for d in (100, 200, 400, 800, 1200, 3600):
+        loss = 1.5 + 2.0 * d**-0.5 - (0.3 if d == 3600 else 0.0)
+        lines += [f"off,{d},0,{loss:.4f}", f"off,{d},1,{loss + 0.002:.4f}"]
+    for d, loss in ((100, 2.0), (400, 2.01), (1200, 2.0)):  # flat within its 0.05 scatter
+        lines += [f"flat,{d},0,{loss - 0.05:.3f}", f"flat,{d},1,{loss + 0.05:.3f}"]
+    table = write(tmp_path, "t.csv", "\n".join(lines) + "\n")
+    args = ["fit", table, "--law", "power", "--group-by", "method", "--holdout", "data_size > 2000"]
+    rc, stdout, err = call(capsys, *args, "--json")
+    assert rc == 0, err
+    doc = json.loads(stdout)
+    (curve,) = doc["health"]["curves"]
+    assert curve["group"] == {"method": "bad"}
+    assert (curve["from_size"], curve["to_size"]) == (800, 1200)
+    assert curve["rise"] == pytest.approx(0.21) and curve["n_seeds"] == [2, 2]
+    (law,) = doc["health"]["laws"]
+    assert law["group"] == {"method": "off"} and law["extrapolates"] is False
+    fits = {f["group"]["method"]: f for f in doc["fits"]}
+    assert fits["off"]["data_range"] == [100, 3600]
+    assert fits["off"]["health"]["extrapolates"] is False
+    assert fits["bad"]["health"]["extrapolates"] is None  # nothing held out in that group
+    rc, stdout, _ = call(capsys, *args)
+    assert rc == 0
+    health = [ln for ln in stdout.splitlines() if ln.startswith("health: ")]
+    assert len(health) == 2
+    assert "loss rises from 800 to 1,200 examples" in health[0]
+    assert "group method=off" in health[1] and "does not extrapolate" in health[1]

@@ -141,3 +141,59 @@ def test_crossings_are_searched_from_one_example():
     d = found["critical_data_size"]
     assert d is not None and 1 < d < 100
     assert law1.predict(None, d) == pytest.approx(law2.predict(None, d))
+
+
+def test_closed_form_is_undefined_when_the_beta_intervals_overlap():
+    """Equal betas within their intervals put 1 / (beta1 - beta2) anywhere from -inf to inf:
+    the demo's 10^811 was such a number. Separated intervals keep H."""
+    p1 = {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": 3.0}
+    p2 = {"A": 20.0, "alpha": 0.1, "beta": 0.051, "E": 3.0}
+    overlap = closed_form(p1, p2, {"beta": [0.030, 0.055]}, {"beta": [0.045, 0.060]})
+    assert overlap["defined"] is False
+    assert overlap["H"] is None and overlap["log10_H"] is None and overlap["gamma"] is None
+    assert "equal within their 95% intervals" in overlap["why"]
+    apart = closed_form(p1, p2, {"beta": [0.040, 0.044]}, {"beta": [0.049, 0.053]})
+    assert apart["defined"] is True and apart["why"] is None
+    assert apart["log10_H"] == pytest.approx(math.log10(14.9 / 20.0) / (0.042 - 0.051))
+    assert closed_form(p1, p2)["defined"] is True  # no intervals: computed, untested
+    assert closed_form(p1, {**p2, "beta": 0.042})["defined"] is False  # exactly equal
+
+
+def test_format_h_says_undefined():
+    from ftscale.laws.critical import format_h
+
+    p1 = {"A": 14.9, "alpha": 0.079, "beta": 0.042, "E": 3.0}
+    p2 = {"A": 1.13e8, "alpha": 1.564, "beta": 0.051, "E": 3.0}
+    assert format_h(closed_form(p1, p2)).startswith("10^")
+    assert format_h(closed_form(p1, p2, {"beta": [0.03, 0.06]}, {"beta": [0.04, 0.07]})) == (
+        "undefined"
+    )
+
+
+def test_p_best_counts_the_draws_where_each_method_is_lowest():
+    # Two flat laws (beta = 0: loss A + E whatever D): draw k of "a" is lowest in 7 of 10 draws.
+    a = law({"A": 1e-9, "beta": 0.0, "E": 1.0}, "power")
+    b = law({"A": 1e-9, "beta": 0.0, "E": 1.1}, "power")
+    a.bootstrap_params_ = np.array([[1e-9, 0.0, 1.0]] * 7 + [[1e-9, 0.0, 1.2]] * 3)
+    b.bootstrap_params_ = np.array([[1e-9, 0.0, 1.1]] * 10)
+    out = recommend({"a": a, "b": b}, None, 1e3)
+    assert out["best"] == "a" and out["n_draws"] == 10
+    assert out["p_best"] == pytest.approx(0.7)
+    by = {r["method"]: r["p_best"] for r in out["ranking"]}
+    assert by == {"a": pytest.approx(0.7), "b": pytest.approx(0.3)}
+
+
+def test_p_best_sums_to_one_over_fitted_draws_and_is_none_without():
+    rng = np.random.default_rng(5)
+    X = np.repeat([1e9, 4e9], 5)
+    D2 = np.tile(np.geomspace(100, 1e5, 5), 2)
+    laws = {}
+    for name, p in (("fmt", FMT), ("prompt", PROMPT), ("lora", LORA)):
+        L = law(p).predict(X, D2) * (1 + 0.003 * rng.normal(size=D2.size))
+        laws[name] = get_law("multiplicative")(n_bootstrap=30, seed=1).fit(X, D2, L)
+    out = recommend(laws, 4e9, 1e4)
+    assert sum(r["p_best"] for r in out["ranking"]) == pytest.approx(1.0)
+    assert out["p_best"] == out["ranking"][0]["p_best"] and 0 < out["n_draws"] <= 30
+    plain = recommend({m: law(p) for m, p in (("fmt", FMT), ("prompt", PROMPT))}, 1e9, 1e4)
+    assert plain["p_best"] is None and plain["n_draws"] is None
+    assert all(r["p_best"] is None for r in plain["ranking"])

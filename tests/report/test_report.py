@@ -66,8 +66,10 @@ def test_tables_hold_the_law_engine_numbers(built):
     for row in delta_table(doc):
         assert f"{row['multiplicative_delta_h']:.4g}" in md
         assert f"{row['additive_delta_h']:.4g}" in md
-    mult = {f["group"]["method"]: f["params"] for f in doc["fits"] if f["law"] == "multiplicative"}
-    cf = closed_form(mult["fmt"], mult["lora"])
+    mult = {f["group"]["method"]: f for f in doc["fits"] if f["law"] == "multiplicative"}
+    fmt, lora = mult["fmt"], mult["lora"]
+    cf = closed_form(fmt["params"], lora["params"], fmt["ci"], lora["ci"])
+    assert cf["defined"], "FMT's beta 0.3 and LoRA's 0.12 separate"
     assert f"{cf['gamma']:.4g}" in md and f"{cf['H']:.4g}" in md
 
 
@@ -80,9 +82,30 @@ def test_findings_follow_the_numbers(built):
         if f["law"] == "multiplicative"
     }
     hungry = max(betas, key=betas.get)
+    assert hungry == "fmt"  # 0.30 against 0.12 and 0.08: the intervals separate
     assert re.search(
         rf"{dict(fmt='FMT', lora='LoRA', prompt='Prompt')[hungry]} is the most data-hungry", text
     )
+
+
+def test_the_report_opens_with_the_answer_and_lists_its_health(built):
+    _, doc, out = built
+    lines = (out / "report.md").read_text().splitlines()
+    assert lines[0] == "# Study report: sim" and lines[1] == ""
+    (ans,) = doc["answer"]["tasks"]
+    assert lines[2] == f"**Answer.** {ans['text']}"
+    assert lines[2].startswith(
+        "**Answer.** sim-task: at model size 10M (sim-1e7) with 10,000 examples, use FMT (P(best) "
+    )
+    # LoRA and prompt tuning ran up to 3,000 examples: the answer says their losses at 10,000
+    # are extrapolated, right below it and again under Health
+    flags = [ln for ln in lines[3:10] if ln.startswith("- ")]
+    assert any("outside the LoRA runs" in ln for ln in flags)
+    assert any("outside the Prompt runs" in ln for ln in flags)
+    health = lines[lines.index("## Health") + 2 :]
+    health = health[: health.index("")]
+    assert set(flags) <= set(health)
+    assert any("extrapolated beyond the runs" in ln for ln in health)
 
 
 def test_too_few_points_still_reports(tmp_path, monkeypatch):
@@ -148,3 +171,84 @@ def test_a_floor_fitted_to_zero_is_flagged():
     text = findings(doc)
     flagged = [s for s in text if "fitted floor E is ~0" in s]
     assert len(flagged) == 1 and flagged[0].startswith("t, FMT")
+
+
+def _fit_rec(method, beta, ci_beta, alpha=0.2, ci_alpha=None):
+    return {
+        "group": {"task": "t", "method": method},
+        "law": "multiplicative",
+        "factor": "model_size",
+        "params": {"A": 10.0, "alpha": alpha, "beta": beta, "E": 1.0},
+        "ci": {} if ci_beta is None else {"beta": ci_beta, "alpha": ci_alpha or [alpha, alpha]},
+        "at_bound": [],
+        "converged": True,
+        "delta_h": 0.01,
+    }
+
+
+def _doc(fits):
+    return {"factor": "model_size", "fits": fits, "points": [], "recommendations": []}
+
+
+def test_data_hunger_is_stated_only_where_the_beta_intervals_separate():
+    overlapping = [
+        _fit_rec("fmt", 0.042, [0.030, 0.055]),
+        _fit_rec("lora", 0.055, [0.041, 0.070]),
+        _fit_rec("prompt", 0.051, [0.040, 0.062]),
+    ]
+    text = " ".join(findings(_doc(overlapping)))
+    assert "most data-hungry" not in text
+    assert (
+        "t: the methods' data exponents beta (FMT 0.042 [0.030, 0.055], LoRA 0.055 "
+        "[0.041, 0.070], Prompt 0.051 [0.040, 0.062]) are not distinguishable in these runs"
+    ) in text
+    apart = [_fit_rec("fmt", 0.30, [0.28, 0.32]), _fit_rec("lora", 0.12, [0.10, 0.14])]
+    text = " ".join(findings(_doc(apart)))
+    assert "t: FMT is the most data-hungry method" in text
+    assert "not distinguishable" not in text
+    plain = [_fit_rec("fmt", 0.30, None), _fit_rec("lora", 0.12, None)]
+    text = " ".join(findings(_doc(plain)))
+    assert "most data-hungry" not in text and "the comparison has no intervals" in text
+
+
+def test_alpha_against_beta_is_stated_only_where_their_intervals_separate():
+    close = _fit_rec("fmt", 0.30, [0.25, 0.35], alpha=0.32, ci_alpha=[0.28, 0.36])
+    text = " ".join(findings(_doc([close])))
+    assert "lowers the loss faster" not in text
+    assert "for finetuning data) are not distinguishable in these runs" in text
+    far = _fit_rec("fmt", 0.10, [0.08, 0.12], alpha=0.32, ci_alpha=[0.28, 0.36])
+    assert "t, FMT: scaling model size lowers the loss faster" in " ".join(findings(_doc([far])))
+
+
+def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
+    from ftscale.report.build import render_markdown
+
+    doc = {
+        "study": "s",
+        "factor": "model_size",
+        "fits": [],
+        "points": [],
+        "recommendations": [],
+        "critical": [
+            {
+                "task": "t",
+                "methods": ["fmt", "prompt"],
+                "points": [
+                    {"x": 1e6, "critical_data_size": 3.2, "extrapolated": True},
+                ],
+                "closed_form": {
+                    "H": None,
+                    "log10_H": None,
+                    "gamma": None,
+                    "defined": False,
+                    "why": "betas equal within their 95% intervals",
+                },
+            }
+        ],
+    }
+    md = render_markdown(doc, [], None, [])
+    [row] = [ln for ln in md.splitlines() if ln.startswith("| t | FMT vs Prompt")]
+    assert "| undefined |" in row and "10^" not in md
+    assert "1e+06: 3.2 (extrapolated)" in row
+    assert "H undefined: the two methods' betas are equal within their 95% bootstrap" in md
+    assert "extrapolated beyond the runs" in md

@@ -115,3 +115,57 @@ def test_tiny_study_end_to_end(tmp_path):
     ]
     assert (tmp_path / "afile").read_text() == "keep"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+SIM_TOML = """
+[study]
+name = "simcli"
+tasks = ["translate-en-de"]
+factor = "model_size"
+models = ["sim-1e5", "sim-1e6", "sim-1e7"]
+methods = ["fmt", "lora"]
+seeds = 2
+
+[data_sizes]
+fmt = [300, 1000, 3000, 10000]
+lora = [100, 300, 1000, 3000]
+
+[training]
+steps = 10
+
+[fit]
+laws = ["multiplicative"]
+bootstrap = 10
+"""
+
+
+def test_study_fit_json_and_text_carry_health_and_answer(tmp_path, monkeypatch, capsys):
+    """Runs without training (the simulated run function): ``study fit --json`` has the
+    health lists and the answer, the text output prints them."""
+    from ftscale.cli import main
+
+    monkeypatch.setenv("FTSCALE_RUN_FN", "ftscale.testing.simulated:simulated_run")
+    toml = tmp_path / "sim.toml"
+    toml.write_text(SIM_TOML)
+    db = str(tmp_path / "s.db")
+    assert main(["study", "run", str(toml), "--store", db, "--workers", "1", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["study", "fit", str(toml), "--store", db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["health"]) == {"curves", "laws", "critical", "flips"}
+    (ans,) = doc["answer"]["tasks"]
+    assert (ans["model"], ans["data_size"]) == ("sim-1e7", 10000)
+    # LoRA ran up to 3,000 examples: its loss at 10,000 is an extrapolation, and says so
+    lora = next(r for r in ans["ranking"] if r["method"] == "lora")
+    assert lora["extrapolated"] is True and lora["measured_range"] == [100, 3000]
+    assert any(f["kind"] == "data_size" and f["method"] == "lora" for f in ans["flags"])
+    for f in doc["fits"]:
+        assert {"data_range", "factor_range", "health"} <= set(f)
+    for p in doc["critical"][0]["points"]:
+        assert {"measured_range", "extrapolated"} <= set(p)
+    assert main(["study", "fit", str(toml), "--store", db]) == 0
+    text = capsys.readouterr().out
+    assert any(
+        ln.startswith("answer: translate-en-de: at model size 10M") for ln in text.split("\n")
+    )
+    assert "outside the LoRA runs at model size 10M (100-3,000 examples)" in text

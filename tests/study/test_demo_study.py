@@ -112,3 +112,45 @@ def test_demo_table_says_when_a_floor_fits_to_zero():
     [fmt_line] = [ln for ln in lines if ln.strip().startswith("FMT")]
     [lora_line] = [ln for ln in lines if ln.strip().startswith("LoRA")]
     assert "E ~ 0: no floor" in fmt_line and "E ~ 0" not in lora_line
+
+
+def test_demo_answer_carries_its_flags():
+    from ftscale.demo import format_demo
+
+    flag = "800 examples is outside the LoRA runs at model size 1.2M (12-400 examples): ..."
+    curve = "ftlm-3/LoRA on translate-en-de: loss rises from 125 to 400 examples by 0.05 ..."
+    result = {
+        "study": "demo",
+        "store": "s.db",
+        "report": "r.html",
+        "fits_file": "fits.json",
+        "runs": {"planned": 2, "ran_now": 0, "done": 2},
+        "seconds": 1.0,
+        "fits": [],
+        "critical": [
+            {
+                "methods": ["fmt", "lora"],
+                "points": [{"x": 1e6, "critical_data_size": 32.0, "extrapolated": True}],
+                "closed_form": {"H": None, "defined": False},
+            }
+        ],
+        "recommendation": None,
+        "answer": {
+            "tasks": [
+                {
+                    "text": "translate-en-de: at model size 1.2M with 800 examples, use FMT",
+                    "flags": [{"kind": "data_size", "message": flag}],
+                }
+            ]
+        },
+        "health": {"curves": [{"message": curve}], "laws": [], "critical": [{}], "flips": []},
+        "notes": [],
+    }
+    lines = format_demo(result).splitlines()
+    i = lines.index("Answer: translate-en-de: at model size 1.2M with 800 examples, use FMT")
+    assert lines[i + 1] == f"  - {flag}"
+    assert "FMT vs LoRA: 1M: 32 (extrapolated beyond the runs); closed form H undefined" in (
+        " ".join(lines)
+    )
+    assert "Health: 2 flags (listed under Health in the report)." in lines
+    assert f"  - {curve}" in lines

@@ -82,3 +82,42 @@ def test_empty_store_is_a_user_error(tmp_path):
     study = parse_study(simulated_study())
     with RunStore(tmp_path / "s.db") as store, pytest.raises(UserError, match="no finished runs"):
         fit_study(study, store, HASHES)
+
+
+def test_fits_carry_their_measured_ranges_and_law_health(fitted):
+    _, doc = fitted
+    for f in doc["fits"]:
+        assert f["data_range"] == [100.0, 10000.0]
+        assert f["health"]["extrapolates"] in (True, False)  # every fit has held-out points
+        if f["factor"] is not None:
+            assert f["factor_range"] == [1e5, 3e6]
+
+
+def test_critical_points_say_whether_they_lie_inside_the_runs(fitted):
+    _, doc = fitted
+    [pair] = doc["critical"]
+    flagged = []
+    for p in pair["points"]:
+        d = p["critical_data_size"]
+        assert p["measured_range"] == [100.0, 10000.0]
+        assert p["extrapolated"] is (None if d is None else not 100 <= d <= 10000)
+        if p["extrapolated"]:
+            flagged.append(p["x"])
+    assert sorted(c["x"] for c in doc["health"]["critical"]) == sorted(flagged)
+    for c in doc["health"]["critical"]:
+        assert "extrapolated beyond the runs" in c["message"]
+    assert set(doc["health"]) == {"curves", "laws", "critical", "flips"}
+    assert doc["health"]["curves"] == []  # the simulated losses fall with data
+
+
+def test_the_answer_is_at_the_largest_model_and_data_size(fitted):
+    _, doc = fitted
+    (ans,) = doc["answer"]["tasks"]
+    assert ans["task"] == "sim-task" and ans["model_size"] == 3e6 and ans["data_size"] == 10000
+    assert ans["model"] == "sim-3e6"
+    assert ans["best"] == ans["ranking"][0]["method"]
+    assert sum(r["p_best"] for r in ans["ranking"]) == pytest.approx(1.0)
+    assert ans["p_best"] == ans["ranking"][0]["p_best"] and ans["n_draws"] == 20
+    assert ans["text"].startswith("sim-task: at model size 3M (sim-3e6) with 10,000 examples, use")
+    assert all(r["extrapolated"] is False for r in ans["ranking"])  # both methods ran 10,000
+    assert not [f for f in ans["flags"] if f["kind"] == "data_size"]
