@@ -5,8 +5,9 @@ in this invocation, each into its own run store under ``--work`` (a rerun reuses
 run), and prints per protocol against the first one (the baseline):
 
 - ``rising``: curves (task, method, model) whose seed-mean test loss rises with data by more
-  than the seed spread (``ftscale.analysis.health.rising_curves``: the worst rise of a larger
-  size over a smaller one against the combined seed standard deviation of the two points);
+  than the seed spread (``ftscale.analysis.health.curve_health``, the check ``study fit`` and
+  the report make: the worst rise of a larger size over a smaller one against the combined
+  seed standard deviation of the two points);
 - ``worst_rise``: the largest such rise (nats/token), with its curve and sizes;
 - ``mean_loss``: mean test loss over every point (lower: better protocol);
 - ``core_seconds``: summed wall seconds of the runs (1 thread each), and its ratio to the
@@ -83,41 +84,13 @@ def study_dict(
     }
 
 
-def _rising(pts) -> list[dict[str, Any]]:
-    import math
-
-    out = []
-    for (task, method, model), g in pts.groupby(["task", "method", "model"]):
-        g = g.sort_values("data_size").reset_index(drop=True)
-        worst = None
-        for i in range(len(g)):
-            for j in range(i + 1, len(g)):
-                a, b = g.iloc[i], g.iloc[j]
-                rise = b["loss"] - a["loss"]
-                sa = 0.0 if math.isnan(a["loss_std"]) else a["loss_std"]
-                sb = 0.0 if math.isnan(b["loss_std"]) else b["loss_std"]
-                spread = math.hypot(sa, sb)
-                if rise > spread and (worst is None or rise > worst["rise"]):
-                    worst = {
-                        "task": task,
-                        "method": method,
-                        "model": model,
-                        "rise": rise,
-                        "spread": spread,
-                        "from_size": a["data_size"],
-                        "to_size": b["data_size"],
-                    }
-        if worst:
-            out.append(worst)
-    return out
-
-
 def summarize(df, defaults: dict[str, float]) -> dict[str, Any]:
     """Figures of one protocol's finished runs (see the module)."""
+    from ftscale.analysis.health import curve_health
     from ftscale.study.results import points_frame
 
     pts = points_frame(df)
-    rising = _rising(pts)
+    rising = curve_health(pts.to_dict("records"), ["task", "method", "model"])
     chosen: dict[str, dict[str, int]] = {}
     for _, r in df.iterrows():
         if r.get("lr") is None or r["method"] not in defaults:

@@ -35,8 +35,9 @@ LAW_RATIO = 3.0
 NOISE_Z = 2.0
 #: What to do about a curve that rises with data.
 CURVE_ADVICE = (
-    "the run at {to} examples did not reach its best; consider a learning-rate search "
-    "(or a longer training budget) for these runs"
+    "the run at {to} examples did not reach its best; consider a schedule that anneals "
+    'before the run ends (schedule = "wsd") or a learning-rate search on dev '
+    '(lr = "auto"); docs/finetune.md'
 )
 #: Words for the factors in sentences.
 FACTOR_WORD = {
