@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                     fmt_group(pair["context"]),
                     " vs ".join(pair["methods"]),
                     fmt_num(pt["x"]),
-                    fmt_num(pt["critical_data_size"]) if pt["critical_data_size"] else pt["note"],
+                    (fmt_num(pt["critical_data_size"]) if pt["critical_data_size"] else pt["note"])
+                    + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
                     "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
                     "-" if p_cross is None else f"{p_cross:.2f}",
                     ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",

@@ -67,23 +67,41 @@ def run(args: argparse.Namespace) -> int:
         for i, r in enumerate(rec["ranking"], start=1):
             iv = r["interval"]
             cost = fmt_num(r["cost"].get(rec["cost_column"])) if rec["cost_column"] else "-"
+            pb = r.get("p_best")
             rows.append(
                 [
                     str(i),
                     r["method"],
                     r["predicted_loss"],
                     "-" if iv is None else f"[{fmt_num(iv[0])}, {fmt_num(iv[1])}]",
+                    "-" if pb is None else f"{pb:.2f}",
                     cost,
+                    "yes"
+                    if r.get("extrapolated")
+                    else "no"
+                    if r.get("extrapolated") is False
+                    else "?",
                 ]
             )
         print_rows(
-            ["rank", "method", "predicted_loss", "95% interval", rec["cost_column"] or "cost"], rows
+            [
+                "rank",
+                "method",
+                "predicted_loss",
+                "95% interval",
+                "p_best",
+                rec["cost_column"] or "cost",
+                "beyond_runs",
+            ],
+            rows,
         )
         print(
             f"best: {rec['best']}; ranking flips at data size: "
             + (
                 ", ".join(
-                    f"{fmt_num(f['data_size'])} ({f['from']}->{f['to']})" for f in rec["flips"]
+                    f"{fmt_num(f['data_size'])} ({f['from']}->{f['to']}"
+                    + (", extrapolated beyond the runs)" if f.get("extrapolated") else ")")
+                    for f in rec["flips"]
                 )
                 or "none in range"
             )

@@ -278,6 +278,12 @@ def test_recommend_json_schema(capsys, sim_table, tmp_path):
     assert rec["cheapest_within_tolerance"]["method"] in ("fmt", "prompt")
     rc, _, err = call(capsys, "recommend", out, "--data-size", "3e4")
     assert rc == 2 and "needs --at" in err
+    # the text table gives each method's chance of being best and says when the asked data
+    # size lies beyond the runs (far above the largest simulated size here)
+    rc, stdout, _ = call(capsys, "recommend", out, "--at", "2e9", "--data-size", "1e9")
+    header = stdout.splitlines()[1].split()
+    assert rc == 0 and "p_best" in header and "beyond_runs" in header
+    assert all(line.split()[-1] == "yes" for line in stdout.splitlines()[2:4])
 
 
 def test_select_json_schema_wide_and_long(capsys, tmp_path):
