@@ -34,6 +34,11 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "model_size_nonembed",  # non-embedding parameters of the base model
     "tokens_per_second",  # training tokens per second
     "zero_shot_loss",  # test NLL of the base model before finetuning, nats/token
+    # forgetting (ftscale.finetune.forget): NLL over all tokens of a fixed sample of general text
+    # (held-out pretraining-distribution text, or the run's forget_text), nats/token
+    "forget_loss_before",  # of the base model, before finetuning
+    "forget_loss",  # of the finetuned model at the kept checkpoint (adapter/prompt applied)
+    "forgetting",  # forget_loss - forget_loss_before (positive: general text got worse)
     "lr",  # peak learning rate of the kept checkpoint (the one chosen on dev, if several)
     "bleu",
     "chrf",

@@ -59,6 +59,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", default="adamw", help="adamw | adafactor")
     p.add_argument("--eval-every", type=int, default=20, help="steps between dev evaluations")
     p.add_argument("--patience", type=int, default=3, help="evaluations without improvement")
+    p.add_argument(
+        "--forget-examples",
+        type=int,
+        default=16,
+        help="windows of general text (max-length tokens each) scored before and after "
+        "finetuning, for forgetting (0: off)",
+    )
+    p.add_argument(
+        "--forget-text",
+        default=None,
+        help="a UTF-8 text file to measure forgetting on (default: the embedded held-out text)",
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument(
@@ -97,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         eval_every=args.eval_every,
         patience=args.patience,
+        forget_examples=args.forget_examples,
+        forget_text=args.forget_text,
         device=args.device,
         compile=args.compile,
         precision=args.precision,
@@ -117,6 +131,9 @@ def _run(args: argparse.Namespace) -> int:
         "loss",
         "dev_loss",
         "zero_shot_loss",
+        "forget_loss_before",
+        "forget_loss",
+        "forgetting",
         "bleu",
         "chrf",
         "rougeL",

@@ -82,6 +82,10 @@ class _RunSettings:
     transfer_shots: list[int] = field(default_factory=lambda: [0, 1, 5])
     transfer_examples: int = 16  # items per related task for the loss
     transfer_decode: int = 8  # of those, items greedy-decoded for BLEU/chrF (0: none)
+    # Forgetting (ftscale.finetune.forget): loss on a fixed sample of general text before and
+    # after finetuning, ``forget_examples`` windows of ``max_length`` tokens (0: off).
+    forget_examples: int = 16
+    forget_text: str | None = None  # a UTF-8 text file; None: the embedded held-out text
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +119,7 @@ _INT_FIELDS = (
     "max_new_tokens",
     "transfer_examples",
     "transfer_decode",
+    "forget_examples",
 )
 _FLOAT_FIELDS = ("epochs", "weight_decay", "warmup", "min_lr_ratio", "grad_clip", "decay")
 _BOOL_FIELDS = ("zero_shot", "compile", "transfer", "decay_on_plateau")
@@ -206,6 +211,8 @@ def _check_types(config: FinetuneConfig) -> None:
     for name in _STR_FIELDS:
         if not isinstance(getattr(config, name), str):
             raise UserError(f"{name.replace('_', ' ')} must be a string")
+    if config.forget_text is not None and not isinstance(config.forget_text, str):
+        raise UserError("forget text must be a path (a string)")
     if config.threads is not None and (
         isinstance(config.threads, bool)
         or not isinstance(config.threads, int)
@@ -285,11 +292,22 @@ def validate(config: FinetuneConfig) -> None:
             f"max length must be at least {MIN_LENGTH} tokens (a prompt and a target), got "
             f"{config.max_length}"
         )
-    for name in ("eval_every", "patience", "dev_examples", "test_examples", "decode_examples"):
+    for name in (
+        "eval_every",
+        "patience",
+        "dev_examples",
+        "test_examples",
+        "decode_examples",
+        "forget_examples",
+    ):
         if getattr(config, name) < 0:
             raise UserError(f"{name.replace('_', ' ')} must not be negative")
     if config.dev_examples == 0 or config.test_examples == 0:
         raise UserError("dev and test samples need at least one example")
+    if config.forget_text is not None and config.forget_examples:
+        from ftscale.finetune.forget import read_forget_text
+
+        read_forget_text(config.forget_text)  # unreadable or empty: UserError before any model
     if config.transfer:
         shots = list(config.transfer_shots)
         if not shots or any(not isinstance(k, int) or k < 0 for k in shots):

@@ -28,6 +28,7 @@ from ftscale.errors import UserError
 from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, train_batches
 from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates, validate
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
+from ftscale.finetune.forget import forget_sample
 from ftscale.finetune.methods import METHODS, Adapted
 from ftscale.finetune.optim import lr_at, make_optimizer, make_schedule
 from ftscale.finetune.resources import (
@@ -232,6 +233,19 @@ def run_finetune(
         zero_shot = evaluate(base, eval_batches(test, eval_bs, 0, pad_id))
         phases["zero_shot"] = time.perf_counter() - t
 
+    # --- forgetting, before: the base model's loss on a fixed sample of general text
+    forget = None
+    forget_before = None
+    if config.forget_examples:
+        t = time.perf_counter()
+        forget = forget_sample(
+            tokenizer, config.forget_examples, config.max_length, config.forget_text
+        )
+        model.to(device)
+        base = Runner(Adapted(model, None, [], 0), device, precision=config.precision)
+        forget_before = evaluate(base, eval_batches(forget, eval_bs, 0, pad_id))
+        phases["forget"] = time.perf_counter() - t
+
     transfer_tasks: list[str] = []
     base_transfer = None
     if config.transfer:
@@ -269,7 +283,11 @@ def run_finetune(
 
     total = budget_steps(config)
     phases["setup"] = (
-        time.perf_counter() - t_start - phases["zero_shot"] - phases.get("transfer", 0.0)
+        time.perf_counter()
+        - t_start
+        - phases["zero_shot"]
+        - phases.get("transfer", 0.0)
+        - phases.get("forget", 0.0)
     )
     params = adapted.trainable
 
@@ -323,6 +341,7 @@ def run_finetune(
         seed=config.seed,
         trainable_params=trainable,
         zero_shot_loss=zero_shot,
+        forget_loss_before=forget_before,
         steps=diverged_step or step,
         diverged_step=diverged_step,
         tokens_per_second=train_tokens / train_time if train_time > 0 else None,
@@ -355,6 +374,14 @@ def run_finetune(
                     )
                 )
                 phases["decode"] = time.perf_counter() - t
+            if forget is not None:
+                # after: at the kept checkpoint, as the finetuned model runs (a soft prompt
+                # prepended, an adapter applied)
+                t = time.perf_counter()
+                after = evaluate(runner, eval_batches(forget, eval_bs, layout, pad_id))
+                record["forget_loss"] = after
+                record["forgetting"] = after - forget_before
+                phases["forget"] += time.perf_counter() - t
             if config.transfer:
                 t = time.perf_counter()
                 tuned = _transfer(runner, tokenizer, transfer_tasks, config, pad_id)

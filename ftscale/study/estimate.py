@@ -162,7 +162,7 @@ def probe_estimate(spec: dict[str, Any], probe: dict[str, Any]) -> float:
     ph = probe["seconds_by_phase"]
     per_step = ph.get("train", 0.0) / max(probe["steps"], 1)
     n_evals = -(-total // cfg.eval_every) if cfg.eval_every else n_rates
-    once = sum(ph.get(k, 0.0) for k in ("setup", "zero_shot", "test_eval", "decode"))
+    once = sum(ph.get(k, 0.0) for k in ("setup", "zero_shot", "forget", "test_eval", "decode"))
     seconds = once + total * per_step + n_evals * ph.get("dev_eval", 0.0)
     if cfg.transfer and probe.get("transfer"):
         seconds += ph.get("transfer", 0.0)

@@ -30,6 +30,7 @@ def results_rows(store: RunStore, keys: list[str] | None = None) -> list[dict[st
         if run.status != "done":
             # Never let a failed or diverged run's numbers pass for a result.
             row["loss"] = row["dev_loss"] = None
+            row["forget_loss"] = row["forgetting"] = None
         row["run_key"] = run.run_key
         row["status"] = run.status
         rows.append(row)
