@@ -115,6 +115,18 @@ def fit_frame(
             _points(sub[~h], factor, data, target),
             _points(sub[h], factor, data, target),
         )
+        bad = fit_pts[target] <= 0
+        if bad.any():
+            # every law here predicts a positive value (its terms are positive): a target that
+            # is <= 0 at some fitted point (``forgetting`` when the model got better at general
+            # text) cannot be fitted; ``forget_loss`` is always positive
+            v = float(fit_pts[target][bad].iloc[0])
+            notes.append(
+                f"group {label}: not fitted, {target} is <= 0 at {int(bad.sum())} of "
+                f"{len(fit_pts)} seed-mean points (e.g. {v:.4g}); the laws predict positive "
+                "values" + ("; fit --target forget_loss instead" if target == "forgetting" else "")
+            )
+            continue
         points = pd.concat([fit_pts, hold_pts], ignore_index=True)
         mask = np.arange(len(points)) >= len(fit_pts)
         record, why = fit_group(

@@ -18,7 +18,12 @@ def register(subparsers) -> None:
         "--factor", help="column of the second factor X (model_size, pretrain_tokens, pet_size)"
     )
     p.add_argument("--data", default="data_size", help="data-size column (default data_size)")
-    p.add_argument("--target", default="loss", help="loss column, nats/token (default loss)")
+    p.add_argument(
+        "--target",
+        default="loss",
+        help="loss column, nats/token (default loss; also e.g. forgetting, forget_loss); "
+        "a group with a seed-mean target <= 0 is not fitted",
+    )
     p.add_argument("--group-by", default="", help="comma-separated columns, one fit per group")
     p.add_argument("--where", help="keep rows where EXPR holds, e.g. 'method == \"lora\"'")
     p.add_argument("--holdout", help="rows where EXPR holds are held out and scored (Delta_h)")

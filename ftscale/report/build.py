@@ -13,6 +13,12 @@ from ftscale.fsutil import atomic_dir, atomic_write
 from ftscale.jsonio import to_json_text
 from ftscale.laws.critical import format_h
 from ftscale.report import figures
+from ftscale.report.forgetting import (
+    forgetting_findings,
+    forgetting_points,
+    forgetting_table_rows,
+    learn_forget_figure,
+)
 from ftscale.report.summary import (
     correlation_table,
     critical_closed_form_table,
@@ -80,7 +86,8 @@ def render_markdown(
         "## Findings",
         "",
     ]
-    lines += [f"- {s}" for s in findings(doc, results)] + [""]
+    forget = forgetting_points(results)
+    lines += [f"- {s}" for s in findings(doc, results) + forgetting_findings(forget)] + [""]
     lines += ["## Health", ""] + health_lines(doc)
     lines += ["## Figures", ""]
     for f in figs:
@@ -189,6 +196,20 @@ def render_markdown(
         lines += [_md_table(["task", "method", "data", "shots", "BLEU", "chrF", "loss"], rows), ""]
     else:
         lines += ["No transfer evaluation in this study.", ""]
+    lines += [
+        "## Forgetting (change of loss on held-out general text, nats/token; mean ± seed spread)",
+        "",
+    ]
+    if forget:
+        lines += [
+            _md_table(
+                ["task", "method", "model", "data", "forgetting", "test loss", "seeds"],
+                forgetting_table_rows(forget),
+            ),
+            "",
+        ]
+    else:
+        lines += ["No run measured forgetting (forget_examples = 0).", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -332,6 +353,9 @@ def build_report(
                 if p is not None:
                     figs.append(p)
             p = figures.transfer_figure(transfer, task, tmp)
+            if p is not None:
+                figs.append(p)
+            p = learn_forget_figure(forgetting_points(results), task, tmp)
             if p is not None:
                 figs.append(p)
         md = render_markdown(doc, figs, results, transfer)

@@ -26,6 +26,14 @@ SIM_LAWS = {
 }
 
 
+#: Forgetting (forget_loss - forget_loss_before, nats/token) per method: c * data_size**g,
+#: growing with the data (more finetuning, more drift) and largest for full tuning, then LoRA,
+#: then prompt tuning (Biderman et al. 2024: LoRA forgets less). The base model's loss on
+#: general text is ``FORGET_BASE`` * model_size**-0.05.
+SIM_FORGET = {"fmt": (0.02, 0.3), "lora": (0.008, 0.3), "prompt": (0.003, 0.3)}
+FORGET_BASE = 6.0
+
+
 def _size(model: str) -> float:
     try:
         return float(model.split("-", 1)[1])
@@ -50,9 +58,13 @@ def simulated_run(spec: dict[str, Any]) -> dict[str, Any]:
     digest = hashlib.sha256(repr(sorted(spec.items())).encode()).digest()
     noise = (int.from_bytes(digest[:4], "little") / 2**32 - 0.5) * 0.004
     loss = a * n**-alpha * d**-beta + e + noise
+    c, g = SIM_FORGET.get(spec["method"], SIM_FORGET["lora"])
+    forget_before = FORGET_BASE * n**-0.05
+    forgetting = c * d**g + noise / 2
     status = "done"
     if "diverge" in spec["model"]:
         loss, status = math.nan, "diverged"
+        forgetting = math.nan
     return {
         "task": spec["task"],
         "method": spec["method"],
@@ -65,6 +77,9 @@ def simulated_run(spec: dict[str, Any]) -> dict[str, Any]:
         "seed": spec["seed"],
         "loss": loss,
         "dev_loss": loss + 0.01,
+        "forget_loss_before": forget_before,
+        "forget_loss": forget_before + forgetting,
+        "forgetting": forgetting,
         "train_seconds": sleep,
         "status": status,
     }

@@ -4,6 +4,7 @@ tables' numbers are the law engine's."""
 import os
 import re
 
+import numpy as np
 import pytest
 
 from ftscale.analysis.study import fit_study
@@ -252,3 +253,63 @@ def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
     assert "1e+06: 3.2 (extrapolated)" in row
     assert "H undefined: the two methods' betas are equal within their 95% bootstrap" in md
     assert "extrapolated beyond the runs" in md
+
+
+def test_forgetting_figure_table_and_finding(built):
+    from ftscale.report.forgetting import equal_loss_comparison, forgetting_points
+    from ftscale.study.results import results_frame
+
+    study, _, out = built
+    assert "forgetting_sim-task.png" in {p.name for p in out.iterdir()}
+    md = (out / "report.md").read_text()
+    section = md.split("## Forgetting", 1)[1]
+    with RunStore(out.parent / "s.db") as store:
+        pts = forgetting_points(results_frame(store))
+    # the table: one row per (method, model, data size), the seed mean of the runs' column
+    rows = [r for r in section.splitlines() if r.startswith("| sim-task")]
+    assert len(rows) == len(pts) == 3 * 3 * 4
+    p = next(p for p in pts if p["method"] == "fmt" and p["data_size"] == 3000)
+    assert f"{p['forgetting']:+.4f} ± {p['forgetting_std']:.4f}" in section
+    # the finding: simulated forgetting is largest for fmt at every data size, so where fmt
+    # and LoRA share a loss level LoRA forgets less
+    lines = [s for s in md.splitlines() if s.startswith("- Forgetting (sim-task, sim-1e7)")]
+    assert len(lines) == 1
+    assert "LoRA forgets least" in lines[0] and "FMT forgets least" not in lines[0]
+
+
+def _curve(loss, forget):
+    return (np.array(loss, float), np.array(forget, float), np.arange(len(loss), dtype=float))
+
+
+def test_equal_loss_comparison_interpolates_in_the_common_range():
+    from ftscale.report.forgetting import equal_loss_comparison
+
+    cmp = equal_loss_comparison(
+        {"fmt": _curve([1, 2, 3], [0.3, 0.2, 0.1]), "lora": _curve([2, 4], [0.0, 0.1])}
+    )
+    assert cmp["overlap"] == (2.0, 3.0) and cmp["level"] == 2.5
+    assert cmp["forgetting"] == pytest.approx({"fmt": 0.15, "lora": 0.025})
+    assert cmp["least"] == "lora"
+    apart = equal_loss_comparison({"fmt": _curve([1, 2], [0, 0]), "lora": _curve([3, 4], [0, 0])})
+    assert apart["overlap"] is None
+    assert equal_loss_comparison({"fmt": _curve([1, 2], [0, 0])}) is None
+
+
+def test_forgetting_finding_falls_back_to_overlapping_pairs():
+    from ftscale.report.forgetting import forgetting_findings
+
+    def pts(method, losses, forgets):
+        return [
+            {"task": "t", "model": "m", "method": method, "data_size": 10 * (i + 1), "loss": x,
+             "forgetting": y}
+            for i, (x, y) in enumerate(zip(losses, forgets, strict=True))
+        ]  # fmt: skip
+
+    points = pts("fmt", [1, 2], [0.4, 0.2]) + pts("lora", [1.5, 3], [0.1, 0.0])
+    points += pts("prompt", [2.5, 4], [0.05, 0.01])
+    (text,) = forgetting_findings(points)
+    assert "no level in common" in text
+    # fmt vs LoRA at 1.75: fmt 0.25, LoRA 0.0833; LoRA vs prompt at 2.75: LoRA 1/60, prompt 0.0433
+    assert "at equal finetuned test loss 1.750" in text and "LoRA +0.0833, FMT +0.2500" in text
+    assert "at equal finetuned test loss 2.750" in text and "LoRA +0.0167, Prompt +0.0433" in text
+    assert text.count("forgets least") == 2  # fmt and prompt do not overlap: not compared
