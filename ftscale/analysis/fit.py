@@ -63,6 +63,27 @@ def cost_models(points: pd.DataFrame, factor: str | None, data: str) -> dict[str
     return out
 
 
+def rising_grid(cls: Any, D: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, ...]] | None:
+    """Start values for a target that grows with data (``forgetting`` does: more finetuning,
+    more drift): the form's ``beta`` starts plus their negatives, where the form's box allows a
+    negative ``beta``, and the scales (``A``, ``E``) also started small (the log of the first
+    nonzero target, and e^-8); None (the form's default grid) for a target that falls with data, as a
+    loss does. Rising: a positive correlation of the target with log data size."""
+    if "beta" not in cls.default_grid or len(y) < 2 or np.ptp(y) == 0 or np.ptp(D) == 0:
+        return None
+    lo = cls.bounds.get("beta", cls._EXPONENT_BOUNDS)[0]
+    if lo >= 0 or not np.corrcoef(np.log(D), y)[0, 1] > 0:
+        return None
+    starts = cls.default_grid["beta"]
+    grid = {"beta": tuple(starts) + tuple(-b for b in starts if 0 < b <= -lo)}
+    # a rising target is often small (forgetting: hundredths of a nat), so small scales too
+    small = tuple(float(v) for v in np.log(np.abs(y[y != 0])).round()[:1]) + (-8.0,)
+    for k in ("A", "E"):
+        if k in cls.default_grid:
+            grid[k] = tuple(dict.fromkeys(tuple(cls.default_grid[k]) + small))
+    return grid
+
+
 def fit_group(
     law: str,
     points: pd.DataFrame,
@@ -93,6 +114,7 @@ def fit_group(
     est = cls(
         huber_delta=options.huber_delta,
         space=options.space,
+        grid=rising_grid(cls, fit_pts[data].to_numpy(float), fit_pts[target].to_numpy(float)),
         n_bootstrap=options.bootstrap,
         seed=options.seed,
     )

@@ -33,6 +33,8 @@ BASE = ["--model", "toy", "--task", "toy-xx-de", "--data-size", "16"]
         (["--method", "fmt", "--decay", "2"], "decay fraction"),
         (["--method", "lora", "--steps", "0"], "steps must be positive"),
         (["--method", "lora", "--device", "tpu"], "unknown device"),
+        (["--method", "lora", "--forget-examples", "-1"], "forget examples must not be negative"),
+        (["--method", "lora", "--forget-text", "/no/such/file.txt"], "forget text"),
     ],
 )
 def test_bad_arguments_are_one_line_exit_2_no_record(args, msg):

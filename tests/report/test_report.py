@@ -256,7 +256,7 @@ def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
 
 
 def test_forgetting_figure_table_and_finding(built):
-    from ftscale.report.forgetting import equal_loss_comparison, forgetting_points
+    from ftscale.report.forgetting import forgetting_points
     from ftscale.study.results import results_frame
 
     study, _, out = built
