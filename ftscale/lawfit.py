@@ -17,6 +17,10 @@ from ftscale.errors import UserError
 from ftscale.laws.registry import get_law
 from ftscale.schema import COST_COLUMNS
 
+#: Targets that are expected to grow with data (``ftscale.finetune.forget``): no "curve rises
+#: with data" health flag for them.
+RISING_TARGETS = ("forgetting", "forget_loss")
+
 
 def _points(df: pd.DataFrame, factor: str | None, data: str, target: str) -> pd.DataFrame:
     """Average runs that share (factor, data size): the paper fits each point as the mean of its
@@ -143,12 +147,17 @@ def fit_frame(
         )
         notes += why
         curve_keys = [factor] if factor else []
-        for c in curve_health(
-            _points(sub, factor, data, target).to_dict("records"),
-            curve_keys,
-            data=data,
-            target=target,
-            describe=lambda ident, group=group: _curve_label(group, factor, ident),
+        # a loss that rises with data is a defect; forgetting is expected to (RISING_TARGETS)
+        for c in (
+            []
+            if target in RISING_TARGETS
+            else curve_health(
+                _points(sub, factor, data, target).to_dict("records"),
+                curve_keys,
+                data=data,
+                target=target,
+                describe=lambda ident, group=group: _curve_label(group, factor, ident),
+            )
         ):
             health["curves"].append({"group": group, **c})
         if record is not None:

@@ -91,3 +91,14 @@ def test_only_a_rising_target_gets_the_mirrored_start_values():
     grid = rising_grid(PowerLaw, D, 0.01 * D**0.3)
     assert min(grid["beta"]) < 0 and set(PowerLaw.default_grid["beta"]) <= set(grid["beta"])
     assert rising_grid(RectifiedLaw, D, 0.01 * D**0.3) is None  # its box keeps beta >= 0
+
+
+def test_forgetting_that_grows_with_data_is_no_health_flag(table, capsys):
+    rc, out = _fit(table, capsys, "--target", "forgetting")
+    assert rc == 0 and json.loads(out.out)["health"]["curves"] == []
+    df = pd.read_csv(table)
+    df["loss"] = df["forgetting"] + 1.0  # the same rising curves as a loss: flagged
+    path = table.parent / "rising_loss.csv"
+    df.to_csv(path, index=False)
+    rc, out = _fit(path, capsys)
+    assert rc == 0 and json.loads(out.out)["health"]["curves"]
