@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_budget(args, None if at is None else at[0])
     if args.data_size is None:
         raise UserError("give --data-size D, or a budget (--budget-flops / --budget-seconds)")
+    if args.pet_size and at is not None:
+        raise UserError("--pet-size chooses the PET size: leave out --at")
     if args.pet_size or (at is None and _over_pet_size(args.fits)):
         return _run_pet_size(args)
     ds = parse_floats(args.data_size, "--data-size")

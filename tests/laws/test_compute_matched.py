@@ -9,6 +9,7 @@ import pytest
 import scipy.optimize
 
 from ftscale.cli import main
+from ftscale.laws.cost import data_size_at_cost, fit_cost_model, predict_cost
 
 TRUTH = {
     "fmt": {"A": 1.2e5, "alpha": 0.52, "beta": 0.15, "E": 0.75},
@@ -133,7 +134,7 @@ def test_flops_crossing_matches_the_true_laws(capsys, fits):
         (["--at", "1e9", "--budget-seconds", "10"], "no train_seconds cost model"),
         (["--at", "1e9", "--budget-flops", "0"], "finite numbers > 0"),
         (["--at", "1e9"], "give --data-size D"),
-        (["--at", "1e9", "--data-size", "1e4", "--pet-size"], "no fit is over pet_size"),
+        (["--data-size", "1e4", "--pet-size"], "no fit is over pet_size"),
     ],
 )
 def test_budget_mistakes_are_user_errors(capsys, fits, args, msg):
@@ -144,3 +145,18 @@ def test_budget_mistakes_are_user_errors(capsys, fits, args, msg):
 def test_critical_seconds_axis_without_seconds_is_a_user_error(capsys, fits):
     rc, _, err = call(capsys, "critical", fits, "--at", "1e9", "--axis", "seconds")
     assert rc == 2 and "no train_seconds cost model" in err
+
+
+def test_data_size_at_cost_inverts_the_cost_model():
+    rng = np.random.default_rng(0)
+    x = np.repeat([1e8, 1e9, 1e10], 4)
+    d = np.tile([1e3, 1e4, 1e5, 1e6], 3)
+    cost = 3.0 * x**0.9 * d**1.1 * np.exp(0.01 * rng.normal(size=x.size))
+    model = fit_cost_model(x, d, cost)
+    assert model["coef"][1:] == pytest.approx([0.9, 1.1], abs=0.02)
+    assert 0 < model["rms_log_error"] < 0.02
+    for budget in (1e12, 1e15, 1e18):
+        dd = data_size_at_cost(model, 2e9, budget)
+        assert predict_cost(model, 2e9, dd) == pytest.approx(budget, rel=1e-9)
+    flat = fit_cost_model(x, d, np.full(x.size, 7.0))  # e.g. trainable_params: no D dependence
+    assert data_size_at_cost(flat, 2e9, 1e12) is None

@@ -89,3 +89,8 @@ def test_pet_size_flag_text_and_extrapolation(capsys, fits):
     # with --at, the ordinary ranking of methods at that PET size
     rc, out, _ = call(capsys, "recommend", fits, "--data-size", 1e4, "--at", 16, "--json")
     assert rc == 0 and "recommendations" in json.loads(out)
+
+
+def test_pet_size_with_at_is_a_user_error(capsys, fits):
+    rc, out, err = call(capsys, "recommend", fits, "--data-size", 1e4, "--pet-size", "--at", 8)
+    assert rc == 2 and "leave out --at" in err and out == ""
