@@ -16,9 +16,13 @@ from typing import Any
 from ftscale.analysis.health import judge_range
 from ftscale.errors import UserError
 from ftscale.laws.base import ScalingLaw
-from ftscale.laws.critical import DEFAULT_RANGE, closed_form, critical_data_size
+from ftscale.laws.cost import predict_cost
+from ftscale.laws.critical import DEFAULT_RANGE, closed_form, critical_budget, critical_data_size
 from ftscale.laws.io import law_from_record, load_fits
-from ftscale.laws.recommend import recommend
+from ftscale.laws.recommend import compute_matched, pet_size_choice, recommend
+
+#: Budget axes: the name of the axis (``--axis``, ``--budget-*``) -> the cost column.
+BUDGET_COLUMNS = {"flops": "flops", "seconds": "train_seconds"}
 
 
 def contexts_of(
@@ -169,3 +173,212 @@ def recommend_from_fits(
             raise UserError(f"cost column {cost!r} is not in every method's fits", path=path)
         recs.append({"context": ctx, "x": xx, "data_size": data_size, **r})
     return {"recommendations": recs}
+
+
+def cost_models_of(
+    laws: dict[str, tuple[ScalingLaw, dict]], column: str, path: str | None = None
+) -> dict[str, dict]:
+    """Method -> the cost model of ``column`` its fit record carries; a UserError naming the
+    first method without one (its runs had no ``column`` values)."""
+    out = {}
+    for m, (_, rec) in laws.items():
+        model = (rec.get("cost_models") or {}).get(column)
+        if model is None:
+            raise UserError(
+                f"method {m!r} has no {column} cost model (its runs carry no {column!r} column)",
+                path=path,
+            )
+        out[m] = model
+    return out
+
+
+def budget_recommend_in(
+    laws: dict[str, tuple[ScalingLaw, dict]],
+    x: float | None,
+    budget: float,
+    column: str,
+    path: str | None = None,
+) -> dict[str, Any]:
+    """:func:`ftscale.laws.recommend.compute_matched` for a context's methods with their
+    records' ``column`` cost models; each ranked method also says whether its data size at
+    the budget lies outside its own runs at ``x`` (``measured_range``, ``extrapolated``)."""
+    out = compute_matched(
+        {m: law for m, (law, _) in laws.items()},
+        x,
+        budget,
+        cost_models_of(laws, column, path),
+        column,
+    )
+    for row in out["ranking"]:
+        row.update(judge_range(row["data_size_at_budget"], [laws[row["method"]][1]], x))
+    return out
+
+
+def budget_from_fits(path: str, *, x: float | None, budget: float, column: str) -> dict[str, Any]:
+    """``{"recommendations": [{"context", "x", "budget", "cost_column", "ranking", "best",
+    "p_best", "n_draws"}]}``: compute-matched recommendations per context."""
+    if not budget > 0:
+        raise UserError(f"the budget must be positive, got {budget:g}")
+    recs = []
+    for ctx, laws in contexts(path):
+        first = next(iter(laws.values()))[0]
+        xx = _x(first, x)
+        recs.append(
+            {"context": ctx, "x": xx, **budget_recommend_in(laws, xx, budget, column, path)}
+        )
+    return {"recommendations": recs}
+
+
+def default_budget_range(
+    costs: list[dict], x: float | None, lo: float = DEFAULT_RANGE[0], hi: float = DEFAULT_RANGE[1]
+) -> tuple[float, float] | None:
+    """The budgets at which every method of ``costs`` trains on a data size in [lo, hi]
+    (examples): [max of their costs at ``lo``, min of their costs at ``hi``]; None if empty."""
+    b_lo = max(predict_cost(c, x, lo) for c in costs)
+    b_hi = min(predict_cost(c, x, hi) for c in costs)
+    return (b_lo, b_hi) if 0 < b_lo < b_hi and b_hi < float("inf") else None
+
+
+def budget_pair_table(
+    laws: dict[str, tuple[ScalingLaw, dict]],
+    xs: list[float | None],
+    column: str,
+    rng: tuple[float, float] | None = None,
+    path: str | None = None,
+) -> list[dict[str, Any]]:
+    """Each pair of a context's methods: ``{"methods", "cost_column", "cost_models", "points":
+    [critical budget at each x]}`` (:func:`ftscale.laws.critical.critical_budget`), searched
+    over ``rng`` (budget units) or, by default, :func:`default_budget_range`. Each point also
+    carries ``range`` (the budgets searched), ``measured_ranges`` (each method's runs at x,
+    examples) and ``extrapolated``: whether either method's data size at the crossing lies
+    outside its own runs (None without ranges or without a crossing)."""
+    from ftscale.laws.recommend import cost_model_summary
+
+    costs = cost_models_of(laws, column, path)
+    out = []
+    for m1, m2 in itertools.combinations(laws, 2):
+        (l1, r1), (l2, r2) = laws[m1], laws[m2]
+        pts = []
+        for x in xs:
+            r = rng or default_budget_range([costs[m1], costs[m2]], x)
+            if r is None:
+                pts.append(
+                    {
+                        "x": x,
+                        "critical_budget": None,
+                        "crossings": [],
+                        "data_sizes": None,
+                        "note": "no budget trains both methods on 1 to 1e12 examples",
+                        "critical_budget_ci": None,
+                        "p_crossing": None,
+                        "n_draws": None,
+                        "range": None,
+                        "measured_ranges": None,
+                        "extrapolated": None,
+                    }
+                )
+                continue
+            pt = critical_budget(l1, l2, costs[m1], costs[m2], x, r[0], r[1])
+            j1 = judge_range(None if pt["data_sizes"] is None else pt["data_sizes"][0], [r1], x)
+            j2 = judge_range(None if pt["data_sizes"] is None else pt["data_sizes"][1], [r2], x)
+            ex = [j1["extrapolated"], j2["extrapolated"]]
+            pts.append(
+                {
+                    **pt,
+                    "range": [float(r[0]), float(r[1])],
+                    "measured_ranges": [j1["measured_range"], j2["measured_range"]],
+                    "extrapolated": None if None in ex else bool(any(ex)),
+                }
+            )
+        out.append(
+            {
+                "methods": [m1, m2],
+                "cost_column": column,
+                "cost_models": [cost_model_summary(column, costs[m]) for m in (m1, m2)],
+                "points": pts,
+            }
+        )
+    return out
+
+
+def critical_budget_pairs(
+    path: str,
+    *,
+    column: str,
+    methods: list[str] | None = None,
+    at: list[float] | None = None,
+    rng: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """``{"axis_column", "range", "pairs": [{"context", "methods", "cost_column",
+    "cost_models", "points": [{"x", "critical_budget", ...}]}]}``: :func:`budget_pair_table`
+    per context of a fits file."""
+    if methods is not None and len(methods) < 2:
+        raise UserError("--methods needs at least two methods, e.g. fmt,lora")
+    pairs = []
+    for ctx, laws in contexts(path, methods):
+        if len(laws) < 2:
+            continue
+        first = next(iter(laws.values()))[0]
+        if first.n_factors == 2 and at is None:
+            _x(first, None)
+        xs = at if first.n_factors == 2 else [None]
+        pairs += [{"context": ctx, **p} for p in budget_pair_table(laws, xs, column, rng, path)]
+    if not pairs:
+        raise UserError("no context of the fits holds two methods to compare", path=path)
+    return {"cost_column": column, "range": None if rng is None else list(rng), "pairs": pairs}
+
+
+def pet_sizes_run(rec: dict[str, Any]) -> list[float]:
+    """The PET sizes a fit record's runs used (its ``data_range_by_factor``), else the ends of
+    its ``factor_range``; [] for a record without ranges."""
+    by = rec.get("data_range_by_factor") or []
+    if by:
+        return sorted({float(e["x"]) for e in by})
+    return sorted({float(v) for v in rec.get("factor_range") or []})
+
+
+def is_pet_size_fit(rec: dict[str, Any]) -> bool:
+    """Whether a fit record is a two-factor fit over ``pet_size``."""
+    return rec.get("factor") == "pet_size"
+
+
+def pet_size_in(
+    laws: dict[str, tuple[ScalingLaw, dict]], data_size: float, tolerance: float = 0.01
+) -> dict[str, dict[str, Any]]:
+    """Method -> :func:`ftscale.laws.recommend.pet_size_choice` over the PET sizes its runs
+    used, each candidate also saying whether ``data_size`` lies outside its runs at that size
+    (``measured_range``, ``extrapolated``); methods whose fit is not over pet_size, or whose
+    record names no sizes, are left out."""
+    out = {}
+    for m, (law, rec) in laws.items():
+        sizes = pet_sizes_run(rec)
+        if law.n_factors != 2 or not is_pet_size_fit(rec) or not sizes:
+            continue
+        choice = pet_size_choice(law, sizes, data_size, tolerance=tolerance)
+        for c in choice["candidates"]:
+            c.update(judge_range(data_size, [rec], c["pet_size"]))
+        choice["factor_range"] = rec.get("factor_range")
+        out[m] = choice
+    return out
+
+
+def pet_size_from_fits(path: str, *, data_size: float, tolerance: float = 0.01) -> dict[str, Any]:
+    """``{"data_size", "tolerance", "pet_size_choice": [{"context", "methods": {method:
+    pet_size_choice}}]}`` for a fits file over pet_size (``--factor pet_size``)."""
+    if not data_size > 0:
+        raise UserError(f"--data-size must be positive, got {data_size:g}")
+    recs = load_fits(path)
+    if not any(is_pet_size_fit(r) for r in recs):
+        raise UserError(
+            "no fit is over pet_size (fit with --factor pet_size, or a study with "
+            'factor = "pet_size")',
+            path=path,
+        )
+    out = []
+    for ctx, laws in contexts_of([r for r in recs if is_pet_size_fit(r)], None, path):
+        methods = pet_size_in(laws, data_size, tolerance)
+        if methods:
+            out.append({"context": ctx, "methods": methods})
+    if not out:
+        raise UserError("the pet_size fits record no PET sizes (refit them)", path=path)
+    return {"data_size": data_size, "tolerance": tolerance, "pet_size_choice": out}

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ftscale.analysis.compare import contexts_of, pair_table, recommend_in
+from ftscale.analysis.compare import (
+    budget_pair_table,
+    contexts_of,
+    pair_table,
+    pet_size_in,
+    recommend_in,
+)
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import (
     FACTOR_WORD,
@@ -59,9 +65,11 @@ def fit_study(
     """Fit every (task, method) of ``study`` from ``store``.
 
     Returns a fits document (``{"ftscale_fits": 1, "fits": [...]}`` plus ``study``, ``factor``,
-    ``points`` (seed-averaged), ``critical``, ``recommendations``, ``health`` (:func:`health_of`),
-    ``answer`` (:func:`answer_of`) and ``notes``) that ``ftscale critical`` and ``ftscale
-    recommend`` also read. Fitting policy: :mod:`ftscale.analysis.fit`.
+    ``points`` (seed-averaged), ``critical``, ``critical_flops`` (:func:`critical_budget_table`),
+    ``recommendations``, ``pet_size_choice`` (:func:`pet_size_table`; [] unless the factor is
+    pet_size), ``health`` (:func:`health_of`), ``answer`` (:func:`answer_of`) and ``notes``)
+    that ``ftscale critical`` and ``ftscale recommend`` also read. Fitting policy:
+    :mod:`ftscale.analysis.fit`.
     """
     from ftscale.study.plan import plan_study
 
@@ -135,7 +143,9 @@ def fit_study(
         factor=factor,
         points=points_out,
         critical=critical,
+        critical_flops=critical_budget_table(fits, values),
         recommendations=recommendations,
+        pet_size_choice=pet_size_table(fits, pts) if factor == "pet_size" else [],
         health=health,
         answer=answer_of(fits, points_out, factor, health),
     )
@@ -395,6 +405,52 @@ def critical_table(
     ]
 
 
+def critical_budget_table(
+    fits: list[dict[str, Any]],
+    values: list[float],
+    law: str = "multiplicative",
+    column: str = "flops",
+) -> list[dict[str, Any]]:
+    """Critical compute budgets (units of ``column``: FLOPs by default) between each pair of
+    methods, per task, at each factor value: where their compute-matched losses cross, each
+    method on the data size its fitted cost model affords
+    (:func:`ftscale.analysis.compare.budget_pair_table`). Tasks where a method has no
+    ``column`` cost model (its runs recorded none) are left out."""
+    out = []
+    for ctx, laws in _joint_contexts(fits, law):
+        if len(laws) < 2 or any(
+            column not in (rec.get("cost_models") or {}) for _, rec in laws.values()
+        ):
+            continue
+        try:
+            pairs = budget_pair_table(laws, list(values), column)
+        except UserError:  # a cost model that does not grow with data: no budget picks a size
+            continue
+        out += [{"task": ctx["task"], "law": law, **p} for p in pairs]
+    return out
+
+
+def pet_size_table(
+    fits: list[dict[str, Any]], pts, law: str = "multiplicative", tolerance: float = 0.01
+) -> list[dict[str, Any]]:
+    """For a pet_size study: per task, the PET size to use per method
+    (:func:`ftscale.analysis.compare.pet_size_in`) at the largest data size that every method
+    was run with (the budget of :func:`recommendation_table`), among the sizes run:
+    ``[{"task", "data_size", "tolerance", "methods": {method: {"best",
+    "smallest_within_tolerance", "predicted_loss", "interval", "candidates", ...}}}]``."""
+    out = []
+    for ctx, laws in _joint_contexts(fits, law):
+        task = ctx["task"]
+        sub = pts[pts["task"] == task]
+        budget = float(sub.groupby("method")["data_size"].max().min())
+        methods = pet_size_in(laws, budget, tolerance)
+        if methods:
+            out.append(
+                {"task": task, "data_size": budget, "tolerance": tolerance, "methods": methods}
+            )
+    return out
+
+
 def recommendation_table(
     fits: list[dict[str, Any]], pts, factor: str, law: str = "multiplicative"
 ) -> list[dict[str, Any]]:
@@ -438,6 +494,27 @@ def format_fits(doc: dict[str, Any]) -> str:
         lines.append(
             f"critical data size {c['methods'][0]} vs {c['methods'][1]} ({c['task']}) by {doc['factor']}: {pts}"
         )
+    for c in doc.get("critical_flops", []):
+        pts = ", ".join(
+            f"{p['x']:.3g}: "
+            + ("none" if p["critical_budget"] is None else f"{p['critical_budget']:.3g}")
+            + (" (extrapolated)" if p.get("extrapolated") else "")
+            for p in c["points"]
+        )
+        errs = "/".join(
+            "?" if cm["error"] is None else f"{cm['error']:.2g}" for cm in c["cost_models"]
+        )
+        lines.append(
+            f"critical {c['cost_column']} {c['methods'][0]} vs {c['methods'][1]} ({c['task']}) "
+            f"by {doc['factor']}: {pts} (cost models' rms log error {errs})"
+        )
+    for c in doc.get("pet_size_choice", []):
+        for m, ch in c["methods"].items():
+            lines.append(
+                f"pet size {method_label(m)} ({c['task']}) at {fmt_size(c['data_size'])} "
+                f"examples: {ch['smallest_within_tolerance']:g}, the smallest within "
+                f"{c['tolerance']:g} nats/token of the best ({ch['best']:g})"
+            )
     for a in (doc.get("answer") or {}).get("tasks", []):
         lines.append(f"answer: {a['text']}")
         lines += [f"  - {f['message']}" for f in a["flags"]]

@@ -17,7 +17,18 @@ def register(subparsers) -> None:
     p.add_argument("fits", metavar="FITS.json")
     p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
     p.add_argument("--at", help="factor values X1,X2,... (required for two-factor laws)")
-    p.add_argument("--range", default="1,1e12", help="LO,HI data-size range (examples)")
+    p.add_argument(
+        "--axis",
+        choices=("data", "flops", "seconds"),
+        default="data",
+        help="data: critical data size (default); flops / seconds: the compute budget at "
+        "which the methods' compute-matched losses cross (from their fitted cost models)",
+    )
+    p.add_argument(
+        "--range",
+        help="LO,HI range searched: examples (default 1,1e12) or, with --axis flops/seconds, "
+        "budget units (default: the budgets that train both methods on 1 to 1e12 examples)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -28,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
     from ftscale.laws.critical import format_h
 
-    rng = parse_range(args.range)
     at = parse_floats(args.at, "--at") if args.at else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    if args.axis != "data":
+        return _run_budget(args, at, methods)
+    rng = parse_range(args.range or "1,1e12")
     out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])
     if args.json:
         print_json(out)
@@ -66,5 +79,54 @@ def run(args: argparse.Namespace) -> int:
             "closed_form",
         ],
         rows,
+    )
+    return 0
+
+
+def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[str] | None) -> int:
+    from ftscale.analysis.compare import BUDGET_COLUMNS, critical_budget_pairs
+    from ftscale.cli._common import print_json
+    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_range, print_rows
+
+    rng = parse_range(args.range) if args.range else None
+    column = BUDGET_COLUMNS[args.axis]
+    out = critical_budget_pairs(args.fits, column=column, methods=methods, at=at, rng=rng)
+    if args.json:
+        print_json(out)
+        return 0
+    rows = []
+    for pair in out["pairs"]:
+        cms = pair["cost_models"]
+        for pt in pair["points"]:
+            ci, pc, ds = pt.get("critical_budget_ci"), pt.get("p_crossing"), pt.get("data_sizes")
+            rows.append(
+                [
+                    fmt_group(pair["context"]),
+                    " vs ".join(pair["methods"]),
+                    fmt_num(pt["x"]),
+                    (fmt_num(pt["critical_budget"]) if pt["critical_budget"] else pt["note"])
+                    + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
+                    "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
+                    "-" if pc is None else f"{pc:.2f}",
+                    "-" if ds is None else " / ".join(fmt_num(d) for d in ds),
+                    " / ".join("-" if c["error"] is None else f"{c['error']:.3g}" for c in cms),
+                ]
+            )
+    print_rows(
+        [
+            "context",
+            "methods",
+            "x",
+            f"critical_{args.axis}",
+            "95%_interval",
+            "p_crossing",
+            "data_sizes_there",
+            f"{column}_model_rms_log_error",
+        ],
+        rows,
+    )
+    print(
+        f"compute-matched: each method trains on the data size its fitted {column} cost model "
+        "(exp(c0) X^c1 D^c2) affords at the budget"
     )
     return 0

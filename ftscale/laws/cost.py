@@ -31,7 +31,43 @@ def fit_cost_model(X: np.ndarray | None, D: np.ndarray, cost: np.ndarray) -> dic
     coef = [float(sol[0]), 0.0, 0.0]
     for k, j in enumerate(varying):
         coef[1 + j] = float(sol[1 + k])
-    return {"form": COST_FORM, "coef": coef, "n": int(ok.sum())}
+    resid = np.log(c[ok]) - M @ sol
+    return {
+        "form": COST_FORM,
+        "coef": coef,
+        "n": int(ok.sum()),
+        "rms_log_error": float(np.sqrt(np.mean(resid**2))),
+    }
+
+
+def cost_error(model: dict) -> float | None:
+    """The fit error of a cost model: the RMS of its log residuals (natural log; 0.1 means the
+    runs' costs scatter about 10% around the model), None for a model from a fits file
+    written before it was recorded."""
+    v = model.get("rms_log_error")
+    return None if v is None else float(v)
+
+
+def data_size_at_cost(model: dict, x: float | None, budget: float) -> float | None:
+    """The data size D (examples) whose predicted cost at factor value ``x`` equals ``budget``
+    (in the column's unit: FLOPs, seconds, ...): D = (budget / (exp(c0) X^c1))^(1/c2). None
+    when the cost does not grow with D (c2 <= 0: no budget picks a data size)."""
+    c0, c1, c2 = model["coef"]
+    if not c2 > 0 or not budget > 0:
+        return None
+    lx = np.log(x) if x is not None and c1 != 0 else 0.0
+    with np.errstate(over="ignore"):
+        return float(np.exp((np.log(budget) - c0 - c1 * lx) / c2))
+
+
+def log_data_map(model: dict, x: float | None) -> tuple[float, float] | None:
+    """(a, b) with log D = a + b log(budget): :func:`data_size_at_cost` in log space, for
+    searches over a budget axis; None when c2 <= 0."""
+    c0, c1, c2 = model["coef"]
+    if not c2 > 0:
+        return None
+    lx = np.log(x) if x is not None and c1 != 0 else 0.0
+    return float(-(c0 + c1 * lx) / c2), float(1.0 / c2)
 
 
 def predict_cost(model: dict, x: float | None, d: float) -> float:

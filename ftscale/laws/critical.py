@@ -34,15 +34,25 @@ def crossings(
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
     n_grid: int = 2001,
+    maps: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> list[float]:
     """All data sizes (examples) in [lo, hi] where the two fitted laws predict equal loss at
-    factor value ``x`` (None for one-factor laws), in increasing order."""
+    factor value ``x`` (None for one-factor laws), in increasing order.
+
+    With ``maps`` ((a1, b1), (a2, b2)) the axis is a budget F instead (FLOPs, seconds): law k
+    is evaluated at log D_k = a_k + b_k log F (:func:`ftscale.laws.cost.log_data_map`), and
+    the budgets in [lo, hi] where the two compute-matched losses meet are returned."""
     if not (0 < lo < hi) or not np.isfinite(hi):
-        raise UserError(f"data-size range must satisfy 0 < LO < HI, got [{lo}, {hi}]")
+        what = "data-size" if maps is None else "budget"
+        raise UserError(f"{what} range must satisfy 0 < LO < HI, got [{lo}, {hi}]")
     grid = np.geomspace(lo, hi, n_grid)
+    (a1, b1), (a2, b2) = maps or ((0.0, 1.0), (0.0, 1.0))
 
     def diff(dd):
-        return law1.predict(x, dd) - law2.predict(x, dd)
+        with np.errstate(over="ignore"):
+            d1 = np.exp(a1 + b1 * np.log(dd))
+            d2 = np.exp(a2 + b2 * np.log(dd))
+        return law1.predict(x, d1) - law2.predict(x, d2)
 
     v = diff(grid)
     out: list[float] = []
@@ -152,12 +162,15 @@ def bootstrap_crossings(
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
     n_grid: int = 2001,
+    maps: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> np.ndarray | None:
     """First crossing (examples) in [lo, hi] of each pair of bootstrap draws (draw k of law 1
     with draw k of law 2), NaN where a pair does not cross; None when a law has no draws.
 
     The same dense log grid as :func:`crossings` brackets each pair's first sign change; all
-    brackets are then refined together by bisection to ~1e-12 in log D."""
+    brackets are then refined together by bisection to ~1e-12 in log D. ``maps``: a budget
+    axis, as in :func:`crossings` (the crossings are then budgets)."""
+    (a1, b1), (a2, b2) = maps or ((0.0, 1.0), (0.0, 1.0))
     d1, d2 = law1.bootstrap_params_, law2.bootstrap_params_
     if d1 is None or d2 is None or len(d1) == 0 or len(d2) == 0:
         return None
@@ -165,7 +178,7 @@ def bootstrap_crossings(
     th1 = _free_draws(law1, np.asarray(d1[:r], dtype=float))
     th2 = _free_draws(law2, np.asarray(d2[:r], dtype=float))
     logd = np.linspace(np.log(lo), np.log(hi), n_grid)
-    v = _draw_preds(law1, th1, x, logd) - _draw_preds(law2, th2, x, logd)
+    v = _draw_preds(law1, th1, x, a1 + b1 * logd) - _draw_preds(law2, th2, x, a2 + b2 * logd)
     ok = np.isfinite(v).all(axis=1)
     # First grid index that is an exact zero or starts a sign change (n_grid - 1: none).
     hit = (v[:, :-1] == 0) | (v[:, :-1] * v[:, 1:] < 0)
@@ -182,8 +195,8 @@ def bootstrap_crossings(
 
         def diff(t: np.ndarray) -> np.ndarray:
             # One data size per row: the diagonal of the (rows, rows) prediction matrix.
-            p1 = np.diagonal(_draw_preds(law1, th1[rows], x, t))
-            p2 = np.diagonal(_draw_preds(law2, th2[rows], x, t))
+            p1 = np.diagonal(_draw_preds(law1, th1[rows], x, a1 + b1 * t))
+            p2 = np.diagonal(_draw_preds(law2, th2[rows], x, a2 + b2 * t))
             return p1 - p2
 
         for _ in range(40):
@@ -232,4 +245,57 @@ def critical_data_size(
         if hit.size:
             a, b = np.percentile(hit, [q, 100 - q])
             out["critical_data_size_ci"] = [float(a), float(b)]
+    return out
+
+
+def critical_budget(
+    law1: ScalingLaw,
+    law2: ScalingLaw,
+    cost1: dict,
+    cost2: dict,
+    x: float | None,
+    lo: float,
+    hi: float,
+    level: float = DEFAULT_LEVEL,
+) -> dict:
+    """The critical budget (FLOPs, seconds: the unit of the cost models' column) between two
+    methods at factor value ``x``: a budget F where their compute-matched losses meet, each
+    method trained on the data size its cost model ``cost1`` / ``cost2`` affords at F
+    (:func:`ftscale.laws.cost.data_size_at_cost`). Searched over log F in [lo, hi] as
+    :func:`crossings` searches log D.
+
+    ``{"x", "critical_budget" (first crossing or None), "crossings", "data_sizes" ([D1, D2] at
+    the first crossing, examples), "note", "critical_budget_ci", "p_crossing", "n_draws"}``;
+    the interval and ``p_crossing`` as in :func:`critical_data_size` (pairs of bootstrap
+    draws; the cost models are taken as they are).
+    """
+    from ftscale.laws.cost import log_data_map
+
+    m1, m2 = log_data_map(cost1, x), log_data_map(cost2, x)
+    if m1 is None or m2 is None:
+        raise UserError("a cost model does not grow with data size: no budget picks a data size")
+    maps = (m1, m2)
+    cs = crossings(law1, law2, x, lo, hi, maps=maps)
+    first = cs[0] if cs else None
+    out: dict = {
+        "x": x,
+        "critical_budget": first,
+        "crossings": cs,
+        "data_sizes": None
+        if first is None
+        else [float(np.exp(a + b * np.log(first))) for a, b in maps],
+        "note": None if cs else f"no crossing in [{lo:g}, {hi:g}]",
+        "critical_budget_ci": None,
+        "p_crossing": None,
+        "n_draws": None,
+    }
+    boot = bootstrap_crossings(law1, law2, x, lo, hi, maps=maps)
+    if boot is not None:
+        hit = boot[np.isfinite(boot)]
+        q = 50 * (1 - level)
+        out["n_draws"] = int(boot.size)
+        out["p_crossing"] = float(hit.size / boot.size)
+        if hit.size:
+            a, b = np.percentile(hit, [q, 100 - q])
+            out["critical_budget_ci"] = [float(a), float(b)]
     return out

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ftscale.laws.base import ScalingLaw
-from ftscale.laws.cost import predict_cost
+from ftscale.laws.cost import COST_FORM, cost_error, data_size_at_cost, predict_cost
 from ftscale.laws.critical import DEFAULT_RANGE, _draw_preds
 
 #: Cost columns in order of preference when the user does not name one.
@@ -65,17 +65,38 @@ def p_best(
     is the share of draw indices k at which its predicted loss is the lowest. Draw indices
     where any law predicts no finite loss are left out. Returns (method -> probability, the
     number of draw indices used), or (None, None) when a law has no draws."""
+    return _p_best_at(laws, x, {m: data_size for m in laws})
+
+
+def _paired_draw_preds(
+    laws: dict[str, ScalingLaw], x: float | None, sizes: dict[str, float]
+) -> np.ndarray | None:
+    """Predicted losses (methods, R) of draw k of every law, each method at its own data size
+    ``sizes[method]`` (examples); None when a law has no draws."""
     draws = [law.bootstrap_params_ for law in laws.values()]
     if not laws or any(d is None or len(d) == 0 for d in draws):
-        return None, None
+        return None
     r = min(len(d) for d in draws)
-    logd = np.array([np.log(float(data_size))])
-    preds = np.stack(
+    return np.stack(
         [
-            _draw_preds(law, _draw_theta(law, np.asarray(d[:r], dtype=float)), x, logd)[:, 0]
-            for law, d in zip(laws.values(), draws, strict=True)
+            _draw_preds(
+                law,
+                _draw_theta(law, np.asarray(d[:r], dtype=float)),
+                x,
+                np.array([np.log(float(sizes[m]))]),
+            )[:, 0]
+            for (m, law), d in zip(laws.items(), draws, strict=True)
         ]
-    )  # (methods, R)
+    )
+
+
+def _p_best_at(
+    laws: dict[str, ScalingLaw], x: float | None, sizes: dict[str, float]
+) -> tuple[dict[str, float] | None, int | None]:
+    """:func:`p_best` with each method at its own data size (examples)."""
+    preds = _paired_draw_preds(laws, x, sizes)
+    if preds is None:
+        return None, None
     ok = np.isfinite(preds).all(axis=0)
     if not ok.any():
         return None, None
@@ -155,3 +176,147 @@ def recommend(
             "loss_gap": pick["predicted_loss"] - best_loss,
         }
     return out
+
+
+def cost_model_summary(column: str, model: dict) -> dict[str, Any]:
+    """A cost model as reported: ``{"column", "form", "params": {"c0", "c1", "c2"}, "error"
+    (RMS of the log residuals of its fit: :func:`ftscale.laws.cost.cost_error`), "n"}``."""
+    c0, c1, c2 = model["coef"]
+    return {
+        "column": column,
+        "form": model.get("form", COST_FORM),
+        "params": {"c0": float(c0), "c1": float(c1), "c2": float(c2)},
+        "error": cost_error(model),
+        "n": model.get("n"),
+    }
+
+
+def compute_matched(
+    laws: dict[str, ScalingLaw],
+    x: float | None,
+    budget: float,
+    cost_models: dict[str, dict],
+    column: str,
+    *,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Rank methods by predicted loss at one compute budget instead of one data size.
+
+    Each method is trained on the data size its cost model (``cost_models``: method -> model
+    of ``column``) affords at factor value ``x``: D = (budget / (exp(c0) X^c1))^(1/c2)
+    examples (:func:`ftscale.laws.cost.data_size_at_cost`), and its law predicts the loss
+    (nats/token) there. ``budget`` is in the column's unit (FLOPs for ``flops``, seconds for
+    ``train_seconds``).
+
+    Returns ``{"budget", "cost_column", "ranking": [{"method", "data_size_at_budget",
+    "predicted_loss", "interval", "p_best", "cost_model"}], "best", "p_best", "n_draws"}``:
+    ``interval`` the bootstrap percentile interval at ``level`` (None without draws),
+    ``p_best`` the share of paired bootstrap draws (draw k of every law, each at its own
+    data size) in which the method predicts the lowest loss, ``cost_model``
+    :func:`cost_model_summary` (its ``error`` is the spread of the runs' costs about the
+    model, which the data size inherits: a log error e in cost is e / c2 in log D).
+    """
+    from ftscale.errors import UserError
+
+    sizes: dict[str, float] = {}
+    for m in laws:
+        d = data_size_at_cost(cost_models[m], x, budget)
+        if d is None or not np.isfinite(d) or d <= 0:
+            raise UserError(
+                f"method {m!r}: its {column} cost model does not grow with data size, so no "
+                "budget picks a data size"
+            )
+        sizes[m] = d
+    probs, n_draws = _p_best_at(laws, x, sizes)
+    rows = []
+    for m, law in laws.items():
+        iv = law.predict_interval(x, sizes[m], level)
+        rows.append(
+            {
+                "method": m,
+                "data_size_at_budget": sizes[m],
+                "predicted_loss": float(law.predict(x, sizes[m])),
+                "interval": None if iv is None else [float(iv[0]), float(iv[1])],
+                "p_best": None if probs is None else probs[m],
+                "cost_model": cost_model_summary(column, cost_models[m]),
+            }
+        )
+    rows.sort(key=lambda r: r["predicted_loss"])
+    return {
+        "budget": float(budget),
+        "cost_column": column,
+        "ranking": rows,
+        "best": rows[0]["method"],
+        "p_best": rows[0]["p_best"],
+        "n_draws": n_draws,
+    }
+
+
+def pet_size_choice(
+    law: ScalingLaw,
+    sizes: list[float],
+    data_size: float,
+    *,
+    tolerance: float = 0.01,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Which PET size (LoRA rank, prompt length, ...: the law's factor) to use with
+    ``data_size`` examples, among the candidate ``sizes`` (the sizes that were run).
+
+    Returns ``{"best", "best_loss", "smallest_within_tolerance", "predicted_loss",
+    "interval", "loss_gap", "loss_gap_interval", "p_within_tolerance", "n_draws",
+    "candidates": [{"pet_size", "predicted_loss", "interval", "p_best"}]}``: ``best`` the size
+    with the lowest predicted loss (nats/token) at ``data_size``; ``smallest_within_tolerance``
+    the smallest size whose predicted loss is within ``tolerance`` (nats/token) of it, with its
+    ``predicted_loss`` and bootstrap ``interval`` at ``level``; ``loss_gap`` its loss minus
+    the best's, with the percentile interval of that gap over the bootstrap draws;
+    ``p_within_tolerance`` the share of draws in which it is within ``tolerance`` of that
+    draw's best candidate; ``p_best`` of a candidate the share of draws in which it is best.
+    Draw-based fields are None without bootstrap draws.
+    """
+    cand = sorted({float(s) for s in sizes})
+    preds = np.array([float(law.predict(r, data_size)) for r in cand])
+    i_best = int(np.argmin(preds))
+    i_small = next(i for i, p in enumerate(preds) if p <= preds[i_best] + tolerance)
+    draws = law.bootstrap_params_
+    dp = None
+    if draws is not None and len(draws):
+        theta = _draw_theta(law, np.asarray(draws, dtype=float))
+        logd = np.array([np.log(float(data_size))])
+        dp = np.stack([_draw_preds(law, theta, r, logd)[:, 0] for r in cand])  # (C, R)
+        dp = dp[:, np.isfinite(dp).all(axis=0)]
+        if dp.shape[1] == 0:
+            dp = None
+    q = 50 * (1 - level)
+    p_best_c = None
+    gap_iv = p_within = None
+    if dp is not None:
+        wins = np.bincount(np.argmin(dp, axis=0), minlength=len(cand))
+        p_best_c = wins / dp.shape[1]
+        gap = dp[i_small] - dp[i_best]
+        gap_iv = [float(v) for v in np.percentile(gap, [q, 100 - q])]
+        p_within = float(np.mean(dp[i_small] <= dp.min(axis=0) + tolerance))
+    rows = []
+    for i, r in enumerate(cand):
+        iv = law.predict_interval(r, data_size, level)
+        rows.append(
+            {
+                "pet_size": r,
+                "predicted_loss": float(preds[i]),
+                "interval": None if iv is None else [float(iv[0]), float(iv[1])],
+                "p_best": None if p_best_c is None else float(p_best_c[i]),
+            }
+        )
+    return {
+        "best": cand[i_best],
+        "best_loss": float(preds[i_best]),
+        "smallest_within_tolerance": cand[i_small],
+        "predicted_loss": float(preds[i_small]),
+        "interval": rows[i_small]["interval"],
+        "loss_gap": float(preds[i_small] - preds[i_best]),
+        "loss_gap_interval": gap_iv,
+        "p_within_tolerance": p_within,
+        "n_draws": None if dp is None else int(dp.shape[1]),
+        "tolerance": float(tolerance),
+        "candidates": rows,
+    }
