@@ -210,7 +210,79 @@ def render_markdown(
         ]
     else:
         lines += ["No run measured forgetting (forget_examples = 0).", ""]
+    lines += compute_lines(doc) + pet_size_lines(doc)
     return "\n".join(lines) + "\n"
+
+
+def compute_lines(doc: dict[str, Any]) -> list[str]:
+    """Critical training budgets (``critical_flops``): where two methods' losses cross when
+    each gets the data its fitted cost model affords at the same FLOPs."""
+    rows = []
+    for c in doc.get("critical_flops", []):
+        errs = ", ".join(
+            f"{figures.method_label(m)} " + ("?" if cm["error"] is None else f"{cm['error']:.2g}")
+            for m, cm in zip(c["methods"], c["cost_models"], strict=True)
+        )
+        for p in c["points"]:
+            b = p["critical_budget"]
+            rows.append(
+                [
+                    c["task"],
+                    f"{figures.method_label(c['methods'][0])} vs {figures.method_label(c['methods'][1])}",
+                    f"{p['x']:.3g}",
+                    ("none in range" if b is None else f"{b:.3g}")
+                    + (" (extrapolated beyond the runs)" if p.get("extrapolated") else ""),
+                    errs,
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## Compute-matched choice (critical training FLOPs)",
+        "",
+        "At a training budget of F FLOPs each method trains on the data its fitted cost model "
+        "(cost = exp(c0) X^c1 D^c2, from the runs' `flops`) affords; the budget where the "
+        "methods' predicted losses cross (`ftscale recommend --budget-flops F`, `ftscale "
+        "critical --axis flops`). Cost-model error: RMS of the log residuals.",
+        "",
+        _md_table(["task", "methods", "factor value", "critical FLOPs", "cost-model error"], rows),
+        "",
+    ]
+
+
+def pet_size_lines(doc: dict[str, Any]) -> list[str]:
+    """The PET size to use per method (``pet_size_choice`` of a pet_size study)."""
+    rows = []
+    for c in doc.get("pet_size_choice", []):
+        for m, ch in c["methods"].items():
+            iv = ch.get("interval")
+            rows.append(
+                [
+                    c["task"],
+                    figures.method_label(m),
+                    f"{c['data_size']:g}",
+                    f"{ch['best']:g}",
+                    f"{ch['smallest_within_tolerance']:g}",
+                    _fmt(ch.get("predicted_loss"))
+                    + ("" if not iv else f" [{_fmt(iv[0])}, {_fmt(iv[1])}]"),
+                    f"{c['tolerance']:g}",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## PET size to use (LoRA rank / prompt length)",
+        "",
+        "Among the sizes run: the one with the lowest predicted loss at the data size, and the "
+        "smallest within the tolerance of it (its predicted loss with the 95% bootstrap "
+        "interval). The scaling figure marks both.",
+        "",
+        _md_table(
+            ["task", "method", "data", "best", "smallest within tolerance", "its loss", "tol."],
+            rows,
+        ),
+        "",
+    ]
 
 
 def _fmt(v: Any) -> str:

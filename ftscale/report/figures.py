@@ -59,6 +59,16 @@ def _plain_log_ticks(ax, plt) -> None:
     )
 
 
+def _pet_choice(doc: dict[str, Any], task: str, method: str) -> dict[str, Any] | None:
+    """``pet_size_choice`` of ``method`` on ``task`` (a pet_size study), with the data size and
+    tolerance it was made at; None where there is none."""
+    for c in doc.get("pet_size_choice") or []:
+        ch = c["methods"].get(method) if c.get("task") == task else None
+        if ch is not None:
+            return {**ch, "data_size": c["data_size"], "tolerance": c["tolerance"]}
+    return None
+
+
 def scaling_figure(
     doc: dict[str, Any], task: str, out: Path, law: str = "multiplicative"
 ) -> Path | None:
@@ -122,6 +132,18 @@ def scaling_figure(
                 ax.plot(grid_out, model.predict(v, grid_out), "--", color=colour, lw=1.2)
         if dmax_fit < dmax * 2:
             ax.axvspan(dmax_fit, dmax * 2.0, color="0.85", alpha=0.35, lw=0)
+        choice = _pet_choice(doc, task, method)
+        if choice is not None:  # the PET-size figure marks the sizes to use
+            ax.text(
+                0.03,
+                0.04,
+                f"at {choice['data_size']:g} examples: best {choice['best']:g}, smallest within "
+                f"{choice['tolerance']:g} nats {choice['smallest_within_tolerance']:g}",
+                transform=ax.transAxes,
+                fontsize=7,
+                color=method_colour(method),
+            )
+            ax.axvline(choice["data_size"], color="0.5", lw=0.6, ls=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ticker = plt.matplotlib.ticker

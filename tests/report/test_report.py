@@ -313,3 +313,47 @@ def test_forgetting_finding_falls_back_to_overlapping_pairs():
     assert "at equal finetuned test loss 1.750" in text and "LoRA +0.0833, FMT +0.2500" in text
     assert "at equal finetuned test loss 2.750" in text and "LoRA +0.0167, Prompt +0.0433" in text
     assert text.count("forgets least") == 2  # fmt and prompt do not overlap: not compared
+
+
+def test_compute_matched_and_pet_size_sections(built):
+    from ftscale.report.build import render_markdown
+
+    _, doc, _ = built
+    doc = {
+        **doc,
+        "critical_flops": [
+            {
+                "task": "sim-task",
+                "methods": ["fmt", "lora"],
+                "cost_column": "flops",
+                "cost_models": [{"error": 0.031}, {"error": None}],
+                "points": [
+                    {"x": 1e6, "critical_budget": 2.5e15, "extrapolated": True},
+                    {"x": 1e7, "critical_budget": None, "extrapolated": None},
+                ],
+            }
+        ],
+        "pet_size_choice": [
+            {
+                "task": "sim-task",
+                "data_size": 3000.0,
+                "tolerance": 0.01,
+                "methods": {
+                    "lora": {
+                        "best": 16,
+                        "smallest_within_tolerance": 4,
+                        "predicted_loss": 3.21,
+                        "interval": [3.1, 3.3],
+                    }
+                },
+            }
+        ],
+    }
+    md = render_markdown(doc, [], None, [])
+    assert "## Compute-matched choice (critical training FLOPs)" in md
+    assert "| sim-task | FMT vs LoRA | 1e+06 | 2.5e+15 (extrapolated beyond the runs) | FMT 0.031, LoRA ? |" in md
+    assert "| 1e+07 | none in range |" in md
+    assert "## PET size to use (LoRA rank / prompt length)" in md
+    assert "| sim-task | LoRA | 3000 | 16 | 4 | 3.21 [3.1, 3.3] | 0.01 |" in md
+    plain = render_markdown({**doc, "critical_flops": [], "pet_size_choice": []}, [], None, [])
+    assert "Compute-matched" not in plain and "PET size to use" not in plain
