@@ -159,14 +159,19 @@ def scaling_figure(
             title += "  (no fit)"
         ax.set_title(title, color=method_colour(method), fontsize=9)
     axes[0][0].set_ylabel("test loss (nats/token)")
-    axes[0][-1].legend(
-        title=FACTOR_LABELS.get(factor, factor).split(" (")[0],
-        fontsize=7,
-        title_fontsize=7,
-        loc="upper right",
-    )
+    # one legend, or one per panel where the methods ran different factor values (PET sizes)
+    own = [{p[factor] for p in pts if p["method"] == m} for m in methods]
+    for ax in axes[0] if any(v != own[0] for v in own) else [axes[0][-1]]:
+        ax.legend(
+            title=FACTOR_LABELS.get(factor, factor).split(" (")[0],
+            fontsize=7,
+            title_fontsize=7,
+            loc="upper right",
+        )
+    sep = "\n" if len(methods) < 3 else "; "
     fig.suptitle(
-        f"{task}: {law} law by {FACTOR_LABELS.get(factor, factor)}; hollow = held out, dashed/grey = extrapolation",
+        f"{task}: {law} law by {FACTOR_LABELS.get(factor, factor)}{sep}hollow = held out, "
+        "dashed/grey = extrapolation",
         fontsize=9,
     )
     fig.tight_layout()
