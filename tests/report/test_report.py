@@ -351,7 +351,10 @@ def test_compute_matched_and_pet_size_sections(built):
     }
     md = render_markdown(doc, [], None, [])
     assert "## Compute-matched choice (critical training FLOPs)" in md
-    assert "| sim-task | FMT vs LoRA | 1e+06 | 2.5e+15 (extrapolated beyond the runs) | FMT 0.031, LoRA ? |" in md
+    assert (
+        "| sim-task | FMT vs LoRA | 1e+06 | 2.5e+15 (extrapolated beyond the runs) | FMT 0.031, LoRA ? |"
+        in md
+    )
     assert "| 1e+07 | none in range |" in md
     assert "## PET size to use (LoRA rank / prompt length)" in md
     assert "| sim-task | LoRA | 3000 | 16 | 4 | 3.21 [3.1, 3.3] | 0.01 |" in md
