@@ -128,6 +128,7 @@ def spent(db: Path) -> tuple[int, float]:
 
 
 def answer(study, db: Path, question: str):
+    from ftscale.analysis.study import fit_study
     from ftscale.study.adaptive import (
         current_answer,
         design_state,
@@ -138,13 +139,14 @@ def answer(study, db: Path, question: str):
     from ftscale.study.store import RunStore
 
     with RunStore(db) as store:
-        doc = fit_or_none(study, store, HASHES)
+        doc = fit_or_none(fit_study, study, store, HASHES)
     q = resolve_question(parse_question(question, study), study, doc)
     state, _ = design_state(q, doc)
     return current_answer(state)
 
 
 def one(i: int, seed: int, questions: list[str], round_size: int, tmp: Path) -> list[dict]:
+    from ftscale.analysis.study import fit_study
     from ftscale.study.adaptive import run_adaptive
     from ftscale.study.plan import plan_study
     from ftscale.study.runner import sync_plan
@@ -181,6 +183,7 @@ def one(i: int, seed: int, questions: list[str], round_size: int, tmp: Path) -> 
             study,
             db,
             inline_runner(db),
+            fit_study,
             question=qtext,
             until=f"uncertainty <= {g['uncertainty']:.12g}",
             round_size=round_size,

@@ -375,6 +375,7 @@ def _budget_seconds(hours: float | None, flag: str) -> float | None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    from ftscale.analysis.study import fit_study
     from ftscale.cli._common import print_json
     from ftscale.study.adaptive import fit_or_none, suggest
 
@@ -383,7 +384,7 @@ def _suggest(args: argparse.Namespace) -> int:
         raise UserError(f"-n must be at least 1, got {args.n}")
     budget = _budget_seconds(args.budget_core_hours, "--budget-core-hours")
     with _open_store(store_path) as store:
-        doc = fit_or_none(study, store)
+        doc = fit_or_none(fit_study, study, store)
         if doc is None:
             raise UserError(
                 f"study {study.name}: no finished runs yet: run `ftscale study run --adaptive` "
@@ -439,6 +440,7 @@ def format_suggestions(out: dict) -> str:
 
 
 def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
+    from ftscale.analysis.study import fit_study
     from ftscale.cli._common import print_json
     from ftscale.study.adaptive import parse_question, parse_until, run_adaptive
     from ftscale.study.check import check_study_resources
@@ -481,6 +483,7 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
         study,
         store_path,
         run_keys,
+        fit_study,
         question=args.question,
         until=args.until,
         max_cost=budget,

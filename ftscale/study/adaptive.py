@@ -4,7 +4,8 @@ A *question* names the quantity whose uncertainty the study should shrink:
 
 - ``recommend`` (default): the probability that the recommended method is **not** the best at
   model M and data size D (examples); default M the study's largest model, D the largest data
-  size every method ran (the budget of :func:`ftscale.analysis.study.recommendation_table`).
+  size of the grid that every method runs (fixed, so that the question does not move as the
+  design adds runs).
 - ``critical m1,m2``: the width, in log10 of examples, of the 95% interval of the critical data
   size between methods m1 and m2 at model M (default the largest model).
 
@@ -62,6 +63,9 @@ N_OUTCOMES = 24
 #: Data-size range (examples) searched for critical data sizes; pairs of draws that do not
 #: cross inside it are placed at its ends (log10 0 or 12).
 CRIT_RANGE = (1.0, 1e12)
+#: Draws per method the design uses (the first ones): the critical question compares every
+#: pair of draws, R^2 of them on a grid of data sizes, so memory grows with R^2.
+MAX_DRAWS = 200
 _LAW = "multiplicative"
 
 
@@ -104,9 +108,7 @@ class DesignState:
 _KV = re.compile(r"^(model|data_size|task|d|m)=(\S+)$")
 
 
-def parse_question(
-    text: str | None, study: Study, doc: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def parse_question(text: str | None, study: Study) -> dict[str, Any]:
     """Parse ``--question`` text into ``{"kind", "task", "model", "data_size", "methods"}``
     (None where the study's default applies); bad text, an unknown method, model or task is a
     :class:`UserError`."""
@@ -268,7 +270,7 @@ def design_state(question: Question, doc: dict[str, Any]) -> tuple[DesignState |
             continue
         law = law_from_record(rec)
         th = _draw_theta(law, np.asarray(law.bootstrap_params_, dtype=float))
-        th = th[np.isfinite(th).all(axis=1)]
+        th = th[np.isfinite(th).all(axis=1)][:MAX_DRAWS]
         if len(th) < 2:
             missing.append(method)
             continue
@@ -736,12 +738,12 @@ def criterion_holds(current: dict[str, Any] | None, crit: tuple[str, str, float]
 DEFAULT_UNTIL = {"recommend": "p_best >= 0.95", "critical": "width <= 0.2"}
 
 
-def fit_or_none(study: Study, store, data_hashes: dict[str, str] | None = None):
-    """The study's fits document, or None while no run has finished."""
-    from ftscale.analysis.study import fit_study
-
+def fit_or_none(fit, study: Study, store, data_hashes: dict[str, str] | None = None):
+    """``fit(study, store, data_hashes)`` (the fitting stage's
+    :func:`ftscale.analysis.study.fit_study`, passed in: the study stage does not import the
+    analysis stage), or None while no run has finished."""
     try:
-        return fit_study(study, store, data_hashes)
+        return fit(study, store, data_hashes)
     except UserError as exc:
         if "no finished runs" in str(exc):
             return None
@@ -766,6 +768,7 @@ def run_adaptive(
     study: Study,
     store_path,
     run_keys,
+    fit,
     *,
     question: str | None = None,
     until: str | None = None,
@@ -777,7 +780,8 @@ def run_adaptive(
 ) -> dict[str, Any]:
     """Rounds of :func:`suggest` (``round_size`` runs each; the whole block while the laws are
     not fittable yet), each run by ``run_keys(set_of_run_keys)`` (the CLI passes
-    :func:`ftscale.study.runner.run_study` with ``only``), refitting after each round, until
+    :func:`ftscale.study.runner.run_study` with ``only``), refitting after each round with
+    ``fit`` (:func:`ftscale.analysis.study.fit_study`; see :func:`fit_or_none`), until
     ``until`` holds (default :data:`DEFAULT_UNTIL`), ``max_cost`` (in the candidates' cost
     units; core-seconds once runs have measured times) would be exceeded, or no candidate is
     left. Returns ``{"stopped": "criterion" | "budget" | "exhausted" | "no_gain" |
@@ -791,7 +795,7 @@ def run_adaptive(
     spent, units, stopped, current, qtext = 0.0, "relative", "max_rounds", None, question
     for i in range(max_rounds):
         with RunStore(store_path) as store:
-            doc = fit_or_none(study, store, data_hashes)
+            doc = fit_or_none(fit, study, store, data_hashes)
             out = suggest(study, store, doc, question, n=round_size, data_hashes=data_hashes)
         qtext, units, current = out["question"], out["cost_units"], out["current"]
         if out["mode"] == "sharpen" and criterion_holds(current, crit):
@@ -830,7 +834,7 @@ def run_adaptive(
             progress(rounds[-1], current)
     else:
         with RunStore(store_path) as store:
-            doc = fit_or_none(study, store, data_hashes)
+            doc = fit_or_none(fit, study, store, data_hashes)
             out = suggest(study, store, doc, question, n=1, data_hashes=data_hashes)
         current = out["current"]
     return {

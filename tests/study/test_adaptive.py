@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ftscale.analysis.study import fit_study
 from ftscale.errors import UserError
 from ftscale.study import adaptive
 from ftscale.study.executors.base import execute
@@ -53,7 +54,7 @@ def _fittable(study, db):
     assert out["mode"] == "make_fittable" and out["suggestions"]
     _inline(db)({r["run_key"] for r in out["suggestions"]})
     with RunStore(db) as store:
-        return out, adaptive.fit_or_none(study, store, HASHES)
+        return out, adaptive.fit_or_none(fit_study, study, store, HASHES)
 
 
 def test_question_text_is_checked(sim_study):
@@ -146,6 +147,7 @@ def test_adaptive_run_stops_at_the_criterion_and_the_grid_reuses_its_runs(empty)
         study,
         db,
         _inline(db),
+        fit_study,
         question="critical fmt,lora",
         until="width <= 0.5",
         round_size=3,
@@ -164,7 +166,7 @@ def test_adaptive_run_stops_at_the_criterion_and_the_grid_reuses_its_runs(empty)
 def test_adaptive_run_respects_the_budget(empty):
     study, db = empty
     res = adaptive.run_adaptive(
-        study, db, _inline(db), until="p_best >= 1.01", max_cost=1.5, round_size=2,
+        study, db, _inline(db), fit_study, until="p_best >= 1.01", max_cost=1.5, round_size=2,
         data_hashes=HASHES,
     )  # fmt: skip
     assert res["stopped"] == "budget" and res["spent"] <= 1.5
