@@ -1,4 +1,5 @@
-"""``ftscale study plan|run|status|export|fit``: declarative sweeps over a durable run store."""
+"""``ftscale study plan|run|status|export|fit|suggest``: declarative sweeps over a durable run
+store, and the adaptive design (``suggest``, ``run --adaptive``: :mod:`ftscale.study.adaptive`)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--address", help="Ray cluster address (ray backend; default: start locally)")
     sp.add_argument("--retry-failed", action="store_true", help="run failed/diverged runs again")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="run rounds of `study suggest` (one run per worker each) instead of the whole grid",
+    )
+    sp.add_argument("--question", help="adaptive: what to sharpen (as for `study suggest`)")
+    sp.add_argument(
+        "--until",
+        help="adaptive: stop when this holds ('p_best >= 0.95' for recommend, the default; "
+        "'width <= 0.2' for critical, log10 examples)",
+    )
+    sp.add_argument(
+        "--max-core-hours", type=float, help="adaptive: stop before spending more than this"
+    )
     sp.set_defaults(func=_run)
+
+    sp = ssub.add_parser(
+        "suggest", help="the next runs that most sharpen the study's answer, per unit cost"
+    )
+    common(sp)
+    sp.add_argument(
+        "--question",
+        help="'recommend at model=M data_size=D' (default: the largest model and the largest "
+        "data size every method runs) or 'critical m1,m2 at model=M'",
+    )
+    sp.add_argument(
+        "--budget-core-hours", type=float, help="only suggestions whose summed cost fits this"
+    )
+    sp.add_argument("-n", type=int, default=5, help="how many suggestions (default 5)")
+    sp.set_defaults(func=_suggest)
 
     sp = ssub.add_parser("status", help="runs by status, method and model")
     common(sp)
@@ -187,6 +217,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--workers must be at least 1")
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
+    if args.adaptive:
+        return _run_adaptive(args, study, store_path)
+    for flag in ("question", "until", "max_core_hours"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag.replace('_', '-')} needs --adaptive")
     summary = run_study(
         study,
         store_path,
@@ -329,3 +364,157 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         print(format_fits(result))
     return 0
+
+
+def _budget_seconds(hours: float | None, flag: str) -> float | None:
+    if hours is None:
+        return None
+    if not hours > 0:
+        raise UserError(f"{flag} must be positive, got {hours:g}")
+    return hours * 3600.0
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from ftscale.analysis.study import fit_study
+    from ftscale.cli._common import print_json
+    from ftscale.study.adaptive import fit_or_none, suggest
+
+    study, store_path = _load(args)
+    if args.n < 1:
+        raise UserError(f"-n must be at least 1, got {args.n}")
+    budget = _budget_seconds(args.budget_core_hours, "--budget-core-hours")
+    with _open_store(store_path) as store:
+        doc = fit_or_none(fit_study, study, store)
+        if doc is None:
+            raise UserError(
+                f"study {study.name}: no finished runs yet: run `ftscale study run --adaptive` "
+                "(its first round makes the laws fittable)"
+            )
+        out = suggest(study, store, doc, args.question, n=args.n, budget=budget)
+    out["store"] = str(store_path)
+    if args.json:
+        print_json(out)
+        return 0
+    print(format_suggestions(out))
+    return 0
+
+
+def format_suggestions(out: dict) -> str:
+    """:func:`ftscale.study.adaptive.suggest`'s answer in words and a table."""
+    from ftscale.analysis.health import method_label
+
+    lines = [f"study {out['study']}: {out['question']}"]
+    cur = out.get("current")
+    if cur is not None:
+        if out["kind"] == "recommend":
+            lines.append(
+                f"now: {method_label(cur['best'])} is best with P(best) {cur['p_best']:.3f} "
+                f"(P(not best) {cur['uncertainty']:.3f}); seed noise {out['sigma']:.2g} nats/token"
+            )
+        else:
+            lines.append(
+                f"now: critical data size ~{cur['critical_data_size']:.3g} examples, 95% interval "
+                f"{cur['width_log10']:.2f} decades wide (P(cross) {cur['p_crossing']:.2f}); "
+                f"seed noise {out['sigma']:.2g} nats/token"
+            )
+    what = "P(not best)" if out["kind"] == "recommend" else "width(log10)"
+    unit = "core-s" if out["cost_units"] == "core-seconds" else "cost(rel)"
+    lines.append(
+        f"{'#':>2} {'run_key':16} {'method':7} {'model':14} {'data':>8} {'seed':>4} "
+        f"{unit:>10} {'expected ' + what:>24} {'reduction':>10}"
+    )
+    for i, r in enumerate(out["suggestions"], 1):
+        exp = "-" if r["expected_uncertainty"] is None else f"{r['expected_uncertainty']:.4g}"
+        red = "-" if r["expected_reduction"] is None else f"{r['expected_reduction']:.4g}"
+        lines.append(
+            f"{i:>2} {r['run_key']:16} {r['method']:7} {r['model']:14} {r['data_size']:>8} "
+            f"{r['seed']:>4} {r['cost']:>10.3g} {exp:>24} {red:>10}"
+        )
+    if not out["suggestions"]:
+        lines.append(
+            "no suggestion"
+            + (": every planned run has finished" if out["mode"] == "exhausted" else "")
+        )
+    lines += [f"note: {n}" for n in out["notes"]]
+    return "\n".join(lines)
+
+
+def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
+    from ftscale.analysis.study import fit_study
+    from ftscale.cli._common import print_json
+    from ftscale.study.adaptive import parse_question, parse_until, run_adaptive
+    from ftscale.study.check import check_study_resources
+    from ftscale.study.runner import run_study
+
+    kind = parse_question(args.question, study)["kind"]  # bad text fails before any run
+    if args.until is not None:
+        parse_until(args.until, kind)
+    budget = _budget_seconds(args.max_core_hours, "--max-core-hours")
+    check_study_resources(study)
+    workers = args.workers or _default_workers()
+    ran: dict[str, int] = {"failed": 0}
+
+    def run_keys(keys: set[str]) -> None:
+        summary = run_study(
+            study,
+            store_path,
+            backend=args.backend,
+            workers=min(workers, len(keys)),
+            threads=args.threads,
+            retry_failed=False,
+            address=args.address,
+            progress=False,
+            only=keys,
+        )
+        ran["failed"] += summary.counts.get("failed", 0)
+
+    def progress(rnd: dict, current: dict | None) -> None:
+        if args.json or args.no_progress:
+            return
+        now = "" if current is None else f" (uncertainty before {current['uncertainty']:.4g})"
+        print(
+            f"round {rnd['round']} ({rnd['mode']}): {rnd['runs']} runs, cost {rnd['cost']:.3g}"
+            + now,
+            file=sys.stderr,
+            flush=True,
+        )
+
+    out = run_adaptive(
+        study,
+        store_path,
+        run_keys,
+        fit_study,
+        question=args.question,
+        until=args.until,
+        max_cost=budget,
+        round_size=workers,
+        progress=progress,
+    )
+    out["store"] = str(store_path)
+    if args.json:
+        print_json(out)
+        return 0
+    why = {
+        "criterion": f"the criterion holds ({out['until']})",
+        "budget": "the next round would exceed --max-core-hours",
+        "exhausted": "every planned run has finished",
+        "no_gain": "no unfinished run is expected to sharpen the answer",
+        "max_rounds": "the round limit",
+    }[out["stopped"]]
+    unit = "core-seconds" if out["cost_units"] == "core-seconds" else "relative cost units"
+    cur = out["current"] or {}
+    state = ""
+    if "p_best" in cur:
+        state = f"; best {cur['best']} with P(best) {cur['p_best']:.3f}"
+    elif "width_log10" in cur:
+        state = (
+            f"; critical data size ~{cur['critical_data_size']:.3g} examples, interval "
+            f"{cur['width_log10']:.2f} decades"
+        )
+    print(
+        f"study {study.name}: {out['question']}: ran {out['runs']} runs in "
+        f"{len(out['rounds'])} rounds ({out['spent']:.3g} {unit}); stopped: {why}"
+        + ("" if out["criterion_met"] else f" (criterion {out['until']} NOT met)")
+        + state
+    )
+    return 0 if not ran["failed"] else 1

@@ -109,8 +109,11 @@ def run_study(
     stream: TextIO | None = None,
     executor_kwargs: dict[str, Any] | None = None,
     data_hashes: dict[str, str] | None = None,
+    only: set[str] | None = None,
 ) -> RunSummary:
-    """Run every planned run of ``study`` that is not finished yet.
+    """Run every planned run of ``study`` that is not finished yet (of those whose run keys are
+    in ``only``, when given: the adaptive design runs a chosen subset; every planned run is
+    still synced into the store, so a later full run finds the rest pending).
 
     Finished runs (done, failed, diverged) are skipped; ``retry_failed`` puts failed and diverged
     runs back first. Runs of this study left ``running`` by a runner that died are requeued.
@@ -122,7 +125,7 @@ def run_study(
     store = RunStore(store_path or default_store_path(study))
     try:
         runs = sync_plan(study, store, plan_study(study, data_hashes))
-        keys = [r.run_key for r in runs]
+        keys = [r.run_key for r in runs if only is None or r.run_key in only]
         if retry_failed:
             store.retry()
         store.register_runner()

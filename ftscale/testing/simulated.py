@@ -5,12 +5,16 @@ a known multiplicative law instead of finetuning. Model names of the form ``sim-
 ``sim-1e6``) give the model size. A model name containing ``crash`` raises; one containing
 ``diverge`` returns a diverged record. ``FTSCALE_SIM_SLEEP`` (seconds) makes each run take that long,
 and ``FTSCALE_SIM_LOG`` names a file to which every started run appends its key fields (so tests
-can count how often a run really executed).
+can count how often a run really executed). ``FTSCALE_SIM_LAWS`` (JSON ``{method: [A, alpha,
+beta, E]}``) replaces :data:`SIM_LAWS` for the methods it names and ``FTSCALE_SIM_NOISE`` sets the
+half-width of the uniform seed noise (nats/token, default 0.002): the adaptive-design benchmark
+draws a different known law per simulated study.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -52,11 +56,15 @@ def simulated_run(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(sleep)
     if "crash" in spec["model"]:
         raise RuntimeError(f"simulated crash in {spec['model']}")
-    a, alpha, beta, e = SIM_LAWS.get(spec["method"], SIM_LAWS["lora"])
+    laws = dict(SIM_LAWS)
+    if os.environ.get("FTSCALE_SIM_LAWS"):
+        laws.update({k: tuple(v) for k, v in json.loads(os.environ["FTSCALE_SIM_LAWS"]).items()})
+    half = float(os.environ.get("FTSCALE_SIM_NOISE", "0.002"))
+    a, alpha, beta, e = laws.get(spec["method"], laws["lora"])
     n = _size(spec["model"])
     d = spec["data_size"]
     digest = hashlib.sha256(repr(sorted(spec.items())).encode()).digest()
-    noise = (int.from_bytes(digest[:4], "little") / 2**32 - 0.5) * 0.004
+    noise = (int.from_bytes(digest[:4], "little") / 2**32 - 0.5) * 2 * half
     loss = a * n**-alpha * d**-beta + e + noise
     c, g = SIM_FORGET.get(spec["method"], SIM_FORGET["lora"])
     forget_before = FORGET_BASE * n**-0.05
