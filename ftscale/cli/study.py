@@ -513,7 +513,8 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
         )
     print(
         f"study {study.name}: {out['question']}: ran {out['runs']} runs in "
-        f"{len(out['rounds'])} rounds ({out['spent']:.3g} {unit}); stopped: {why}"
+        f"{len(out['rounds'])} rounds ({out['core_seconds']:.0f} core-seconds measured; "
+        f"{out['spent']:.3g} {unit} estimated); stopped: {why}"
         + ("" if out["criterion_met"] else f" (criterion {out['until']} NOT met)")
         + state
     )

@@ -764,6 +764,17 @@ def _spent(store, keys: list[str], estimates: dict[str, float], units: str) -> f
     return total
 
 
+def _core_seconds(store, keys: list[str]) -> float:
+    """Measured core-seconds (train_seconds x threads) of the runs ``keys`` that recorded a
+    time: what they cost, whatever units their estimates were in."""
+    total = 0.0
+    for run in store.runs(keys):
+        secs = (run.record or {}).get("train_seconds")
+        if isinstance(secs, int | float) and secs > 0:
+            total += float(secs) * int(run.spec.get("training", {}).get("threads", 1) or 1)
+    return total
+
+
 def run_adaptive(
     study: Study,
     store_path,
@@ -785,7 +796,9 @@ def run_adaptive(
     ``until`` holds (default :data:`DEFAULT_UNTIL`), ``max_cost`` (in the candidates' cost
     units; core-seconds once runs have measured times) would be exceeded, or no candidate is
     left. Returns ``{"stopped": "criterion" | "budget" | "exhausted" | "no_gain" |
-    "max_rounds", "rounds": [...], "spent", "cost_units", "current", "question", "until"}``."""
+    "max_rounds", "rounds": [...], "spent", "cost_units", "core_seconds", "current",
+    "question", "until"}``: ``spent`` in the candidates' cost units (what a budget is held
+    to), ``core_seconds`` the measured train_seconds x threads of the runs that ran."""
     from ftscale.study.store import RunStore
 
     kind = parse_question(question, study)["kind"]
@@ -793,6 +806,7 @@ def run_adaptive(
     crit = parse_until(until, kind)
     rounds: list[dict[str, Any]] = []
     spent, units, stopped, current, qtext = 0.0, "relative", "max_rounds", None, question
+    measured = 0.0
     for i in range(max_rounds):
         with RunStore(store_path) as store:
             doc = fit_or_none(fit, study, store, data_hashes)
@@ -820,6 +834,7 @@ def run_adaptive(
         run_keys(set(keys))
         with RunStore(store_path) as store:
             cost = _spent(store, keys, {r["run_key"]: r["cost"] for r in rows}, units)
+            measured += _core_seconds(store, keys)
         spent += cost
         rounds.append(
             {
@@ -846,6 +861,7 @@ def run_adaptive(
         "rounds": rounds,
         "runs": sum(r["runs"] for r in rounds),
         "spent": spent,
+        "core_seconds": measured,
         "cost_units": units,
         "current": current,
     }

@@ -158,6 +158,13 @@ def test_adaptive_run_stops_at_the_criterion_and_the_grid_reuses_its_runs(empty)
     n_grid = len(plan_study(study, HASHES))
     assert 0 < res["runs"] < n_grid
     assert res["rounds"][0]["mode"] == "make_fittable"
+    # what it reports having spent is the runs' measured seconds, the first block's included
+    from ftscale.study.store import RunStore
+
+    with RunStore(db) as store:
+        secs = [r.record["train_seconds"] for r in store.runs() if r.status == "done"]
+    assert len(secs) == res["runs"]
+    assert res["core_seconds"] == pytest.approx(sum(secs))
     # the same store, the same run keys: a later full run skips what the design ran
     summary = run_study(study, db, workers=1, progress=False, data_hashes=HASHES)
     assert summary.skipped == res["runs"] and summary.ran == n_grid - res["runs"]
