@@ -80,8 +80,9 @@ def render_markdown(
     n_runs = 0 if results is None else len(results)
     n_done = 0 if results is None else int((results["status"] == "done").sum())
     lines += [
-        f"Factor scaled with finetuning data: **{doc['factor']}**. Runs: {n_done} finished of {n_runs} "
-        f"planned; {len(doc['points'])} points (seed means).",
+        f"Factor scaled with finetuning data: **{doc['factor']}**. The answer and every table "
+        f"below rest on {n_done} finished runs of {n_runs} planned; {len(doc['points'])} points "
+        "(seed means).",
         "",
         "## Findings",
         "",

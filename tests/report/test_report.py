@@ -107,6 +107,8 @@ def test_the_report_opens_with_the_answer_and_lists_its_health(built):
     health = health[: health.index("")]
     assert set(flags) <= set(health)
     assert any("extrapolated beyond the runs" in ln for ln in health)
+    # and it says which runs the answer rests on (3 models x 3 methods x 4 sizes x 2 seeds)
+    assert any("rest on 72 finished runs of 72 planned; 36 points" in ln for ln in lines[3:14])
 
 
 def test_too_few_points_still_reports(tmp_path, monkeypatch):
