@@ -469,6 +469,17 @@ def recommendation_table(
     return out
 
 
+def _crossings_text(points: list[dict[str, Any]], key: str) -> str:
+    """``x: crossing`` per critical point (``key``: the crossing's field; "none" without one,
+    "(extrapolated)" beyond the runs), comma-separated."""
+    return ", ".join(
+        f"{p['x']:.3g}: "
+        + ("none" if p[key] is None else f"{p[key]:.3g}")
+        + (" (extrapolated)" if p.get("extrapolated") else "")
+        for p in points
+    )
+
+
 def format_fits(doc: dict[str, Any]) -> str:
     """A compact human-readable summary of :func:`fit_study`'s document."""
     lines = [f"study {doc['study']}: factor {doc['factor']}"]
@@ -485,22 +496,12 @@ def format_fits(doc: dict[str, Any]) -> str:
             f"{f['delta_e']:7.4f} {dh:>7}" + ("" if f["converged"] else "  (not converged)")
         )
     for c in doc.get("critical", []):
-        pts = ", ".join(
-            f"{p['x']:.3g}: "
-            + ("none" if p["critical_data_size"] is None else f"{p['critical_data_size']:.3g}")
-            + (" (extrapolated)" if p.get("extrapolated") else "")
-            for p in c["points"]
-        )
+        pts = _crossings_text(c["points"], "critical_data_size")
         lines.append(
             f"critical data size {c['methods'][0]} vs {c['methods'][1]} ({c['task']}) by {doc['factor']}: {pts}"
         )
     for c in doc.get("critical_flops", []):
-        pts = ", ".join(
-            f"{p['x']:.3g}: "
-            + ("none" if p["critical_budget"] is None else f"{p['critical_budget']:.3g}")
-            + (" (extrapolated)" if p.get("extrapolated") else "")
-            for p in c["points"]
-        )
+        pts = _crossings_text(c["points"], "critical_budget")
         errs = "/".join(
             "?" if cm["error"] is None else f"{cm['error']:.2g}" for cm in c["cost_models"]
         )

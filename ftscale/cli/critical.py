@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ftscale.analysis.compare import critical_pairs
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
+    from ftscale.cli._laws_common import fmt_num, parse_floats, parse_range, print_rows
     from ftscale.laws.critical import format_h
 
     at = parse_floats(args.at, "--at") if args.at else None
@@ -52,17 +52,9 @@ def run(args: argparse.Namespace) -> int:
     for pair in out["pairs"]:
         cf = pair["closed_form"]
         for pt in pair["points"]:
-            ci = pt.get("critical_data_size_ci")
-            p_cross = pt.get("p_crossing")
             rows.append(
                 [
-                    fmt_group(pair["context"]),
-                    " vs ".join(pair["methods"]),
-                    fmt_num(pt["x"]),
-                    (fmt_num(pt["critical_data_size"]) if pt["critical_data_size"] else pt["note"])
-                    + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
-                    "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
-                    "-" if p_cross is None else f"{p_cross:.2f}",
+                    *_point_cells(pair, pt, "critical_data_size"),
                     ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
                     "-" if cf is None else f"H={format_h(cf)} gamma={fmt_num(cf['gamma'])}",
                 ]
@@ -86,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[str] | None) -> int:
     from ftscale.analysis.compare import BUDGET_COLUMNS, critical_budget_pairs
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_range, print_rows
+    from ftscale.cli._laws_common import fmt_num, parse_range, print_rows
 
     rng = parse_range(args.range) if args.range else None
     column = BUDGET_COLUMNS[args.axis]
@@ -98,16 +90,10 @@ def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[
     for pair in out["pairs"]:
         cms = pair["cost_models"]
         for pt in pair["points"]:
-            ci, pc, ds = pt.get("critical_budget_ci"), pt.get("p_crossing"), pt.get("data_sizes")
+            ds = pt.get("data_sizes")
             rows.append(
                 [
-                    fmt_group(pair["context"]),
-                    " vs ".join(pair["methods"]),
-                    fmt_num(pt["x"]),
-                    (fmt_num(pt["critical_budget"]) if pt["critical_budget"] else pt["note"])
-                    + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
-                    "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
-                    "-" if pc is None else f"{pc:.2f}",
+                    *_point_cells(pair, pt, "critical_budget"),
                     "-" if ds is None else " / ".join(fmt_num(d) for d in ds),
                     " / ".join("-" if c["error"] is None else f"{c['error']:.3g}" for c in cms),
                 ]
@@ -130,3 +116,21 @@ def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[
         "(exp(c0) X^c1 D^c2) affords at the budget"
     )
     return 0
+
+
+def _point_cells(pair: dict, pt: dict, key: str) -> list[str]:
+    """A critical point's first table cells: context, methods, factor value, the crossing
+    ``key`` (its note if none; marked where it lies beyond the runs), its 95% interval
+    (``key``_ci) and p_crossing."""
+    from ftscale.cli._laws_common import fmt_group, fmt_num
+
+    ci, pc = pt.get(f"{key}_ci"), pt.get("p_crossing")
+    return [
+        fmt_group(pair["context"]),
+        " vs ".join(pair["methods"]),
+        fmt_num(pt["x"]),
+        (fmt_num(pt[key]) if pt[key] else pt["note"])
+        + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
+        "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
+        "-" if pc is None else f"{pc:.2f}",
+    ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ftscale.finetune.optim import Schedule
@@ -56,7 +56,6 @@ class Trial:
     stop: str | None = None
     train_tokens: int = 0
     state: list | None = None  # the trainable parameters while another trial is live
-    dev_curve: list[tuple[int, float]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """What the run record keeps of this trial."""
@@ -118,9 +117,8 @@ class Loop:
             trial.state = [s.clone() for s in initial]
         self._switch(trial, n_trials)
         until = min(until, trial.schedule.end)
-        sync_start = time.perf_counter()
         self.sync()
-        seg_start = sync_start
+        seg_start = time.perf_counter()
         step = trial.step
         while step < until:
             step += 1
@@ -144,7 +142,6 @@ class Loop:
                 dev_loss = self.evaluate(self.dev_batches)
                 self.phases["dev_eval"] += time.perf_counter() - t
                 seg_start = time.perf_counter()
-                trial.dev_curve.append((step, dev_loss))
                 if not math.isfinite(dev_loss):
                     trial.diverged_step, trial.stop = step, "diverged"
                     break

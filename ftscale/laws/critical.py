@@ -210,6 +210,17 @@ def bootstrap_crossings(
     return out
 
 
+def _boot_summary(boot: np.ndarray, level: float) -> tuple[int, float, list[float] | None]:
+    """(draws, share of them that cross, ``level`` percentile interval of their crossings or
+    None) of :func:`bootstrap_crossings`' first crossings (NaN: no crossing)."""
+    hit = boot[np.isfinite(boot)]
+    if not hit.size:
+        return int(boot.size), 0.0, None
+    q = 50 * (1 - level)
+    a, b = np.percentile(hit, [q, 100 - q])
+    return int(boot.size), float(hit.size / boot.size), [float(a), float(b)]
+
+
 def critical_data_size(
     law1: ScalingLaw,
     law2: ScalingLaw,
@@ -238,13 +249,7 @@ def critical_data_size(
     }
     boot = bootstrap_crossings(law1, law2, x, lo, hi)
     if boot is not None:
-        hit = boot[np.isfinite(boot)]
-        q = 50 * (1 - level)
-        out["n_draws"] = int(boot.size)
-        out["p_crossing"] = float(hit.size / boot.size)
-        if hit.size:
-            a, b = np.percentile(hit, [q, 100 - q])
-            out["critical_data_size_ci"] = [float(a), float(b)]
+        out["n_draws"], out["p_crossing"], out["critical_data_size_ci"] = _boot_summary(boot, level)
     return out
 
 
@@ -291,11 +296,5 @@ def critical_budget(
     }
     boot = bootstrap_crossings(law1, law2, x, lo, hi, maps=maps)
     if boot is not None:
-        hit = boot[np.isfinite(boot)]
-        q = 50 * (1 - level)
-        out["n_draws"] = int(boot.size)
-        out["p_crossing"] = float(hit.size / boot.size)
-        if hit.size:
-            a, b = np.percentile(hit, [q, 100 - q])
-            out["critical_budget_ci"] = [float(a), float(b)]
+        out["n_draws"], out["p_crossing"], out["critical_budget_ci"] = _boot_summary(boot, level)
     return out

@@ -49,6 +49,16 @@ def _fmt_value(v: float) -> str:
     return f"{v:g}"
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG), close it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _plain_log_ticks(ax, plt) -> None:
     """Data sizes as plain numbers on a log axis; of the minor ticks only 2x and 5x are
     labelled (a range under one decade would otherwise show no label or a crowd of them)."""
@@ -174,11 +184,7 @@ def scaling_figure(
         "dashed/grey = extrapolation",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = out / f"scaling_{task}_{factor}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"scaling_{task}_{factor}.png")
 
 
 def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
@@ -232,11 +238,7 @@ def critical_figure(doc: dict[str, Any], task: str, out: Path) -> Path | None:
         fontsize=9,
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / f"critical_{task}_{doc['factor']}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"critical_{task}_{doc['factor']}.png")
 
 
 def transfer_figure(
@@ -281,8 +283,4 @@ def transfer_figure(
     axes[0][0].set_ylabel(f"{metric} on related tasks")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{task}: transfer to related tasks after finetuning", fontsize=9)
-    fig.tight_layout()
-    path = out / f"transfer_{task}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"transfer_{task}.png")

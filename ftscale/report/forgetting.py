@@ -161,7 +161,7 @@ def learn_forget_figure(points: list[dict[str, Any]], task: str, out: Path) -> P
     """Forgetting (y) against finetuned test loss (x), one curve per method (and model: lighter
     for smaller ones), points by data size (labelled), seed means; a dotted line at zero
     forgetting. Returns the PNG path, or None without points."""
-    from ftscale.report.figures import _plt, method_colour
+    from ftscale.report.figures import _plt, method_colour, save_figure
 
     pts = [p for p in points if p["task"] == task]
     if not pts:
@@ -184,8 +184,4 @@ def learn_forget_figure(points: list[dict[str, Any]], task: str, out: Path) -> P
     ax.set_ylabel("forgetting: Δ loss on general text (nats/token)")
     ax.set_title(f"{task}: learning vs forgetting (labels: data size)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / f"forgetting_{task}.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"forgetting_{task}.png")
