@@ -40,9 +40,11 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "forget_loss",  # of the finetuned model at the kept checkpoint (adapter/prompt applied)
     "forgetting",  # forget_loss - forget_loss_before (positive: general text got worse)
     "lr",  # peak learning rate of the kept checkpoint (the one chosen on dev, if several)
-    "bleu",
+    "bleu",  # generation metrics, percent (0-100), on greedy decodes of the test sample
     "chrf",
     "rougeL",
+    "exact_match",  # share of decodes equal to the reference (whitespace and case folded), %
+    "truncated",  # examples (train + dev + test) cut to max_length
     "steps",  # optimiser steps taken
     "best_step",  # step of the kept (best-dev) checkpoint
     "diverged_step",  # step at which loss became NaN/inf, else null

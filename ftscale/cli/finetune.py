@@ -18,7 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="family model name or checkpoint path")
     p.add_argument("--method", required=True, help=" | ".join(names))
-    p.add_argument("--task", required=True, help="task name (see `ftscale data`)")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="embedded task name (see `ftscale data list`), or a data file/folder of your own "
+        "(JSON, JSONL, CSV/TSV, Parquet, datasets folder; alpaca, chat, ShareGPT, "
+        "prompt/completion, source/target or text)",
+    )
     p.add_argument("--data-size", type=int, required=True, help="finetuning examples")
     p.add_argument("--seed", type=int, default=0, help="seed of the data subset and the run")
     for field, meaning in pet_size_fields().items():
@@ -79,19 +85,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["auto", "bf16", "fp32"],
         help="bf16 autocast or fp32 (auto: bf16 on CUDA, fp32 on CPU)",
     )
+    from ftscale.cli._task_args import add_task_source_args
+
+    add_task_source_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
+    from ftscale.cli._task_args import task_source_options
+    from ftscale.data.user import task_ref
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
     from ftscale.finetune.config import parse_lr
     from ftscale.finetune.methods import pet_size_fields
 
+    task, source = task_ref(args.task, task_source_options(args))
     config = FinetuneConfig(
         model=args.model,
-        task=args.task,
+        task=task,
+        task_source=source,
         method=args.method,
         data_size=args.data_size,
         seed=args.seed,
@@ -137,6 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         "bleu",
         "chrf",
         "rougeL",
+        "exact_match",
+        "template",
+        "truncated",
         "lr",
         "steps",
         "best_step",
@@ -148,7 +164,14 @@ def _run(args: argparse.Namespace) -> int:
     ]
     for k in keys:
         v = record.get(k)
-        if v is None and k in ("bleu", "chrf", "rougeL", "pet_size", "diverged_step"):
+        if v is None and k in (
+            "bleu",
+            "chrf",
+            "rougeL",
+            "exact_match",
+            "pet_size",
+            "diverged_step",
+        ):
             continue
         print(f"{k:>18}: {round(v, 4) if isinstance(v, float) else v}")
     for t in record.get("lr_trials") or []:

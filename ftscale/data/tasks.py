@@ -11,23 +11,45 @@ import hashlib
 import json
 import lzma
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from ftscale.data import templates
+from ftscale.data.formats import CHAT_FORMATS
 from ftscale.data.registry import TASKS, TASKS_BY_NAME, TaskSpec, prompt_for
 from ftscale.errors import UserError
 
 CORPORA_DIR = Path(__file__).resolve().parent / "corpora"
 SPLITS = ("train", "dev", "test")
+#: Task kinds: the embedded tasks' two, ``generate`` (user data with any response) and
+#: ``text`` (continued pretraining: no response, loss on every token).
+KINDS = ("translate", "summarize", "generate", "text")
+#: Generation metrics by kind (a task may name its own).
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    "translate": ("bleu", "chrf"),
+    "summarize": ("rougeL",),
+    "generate": ("rougeL", "exact_match"),
+    "text": (),
+}
 
 
 @dataclass(frozen=True)
 class Example:
-    """One finetuning example; ``lang`` is the language of the target."""
+    """One finetuning example; ``lang`` is the language of the target.
+
+    ``messages`` holds a whole conversation ((role, content) pairs, the last one the
+    assistant's response, which is ``target``; ``source`` is the last user turn) for chat and
+    instruction data, None for a plain source/target pair. ``origin`` ("FILE:LINE") and
+    ``fields`` (the record's own text fields, for a user's template) are not part of the
+    example's identity."""
 
     source: str
     target: str
-    lang: str
+    lang: str = "und"
+    messages: tuple[tuple[str, str], ...] | None = None
+    origin: str | None = field(default=None, compare=False)
+    fields: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
 
 class Task:
@@ -49,15 +71,25 @@ class Task:
         prompt_template: str | None = None,
         counts: dict[str, int] | None = None,
         description: str = "",
+        data_format: str | None = None,
+        template: str = "auto",
+        metric: Sequence[str] | None = None,
+        strict: bool = False,
+        where: str | None = None,
     ):
-        if kind not in ("translate", "summarize"):
-            raise UserError(f"unknown task kind {kind!r}; choose translate or summarize")
+        if kind not in KINDS:
+            raise UserError(f"unknown task kind {kind!r}; choose one of {', '.join(KINDS)}")
         self.name = name
         self.kind = kind
         self.languages = tuple(languages)
         self.source_lang = source_lang
         self.description = description
         self._prompt_template = prompt_template
+        self.format = data_format  # None: the embedded tasks' own prompts (kind)
+        self.template = template
+        self._metric = tuple(metric) if metric is not None else None
+        self.strict = strict  # user data: a response longer than max_length is an error
+        self.where = where  # the data's path (user data), named in errors
         self._loader = loader
         self._counts = counts
         self._cache: dict[str, tuple[Example, ...]] = {}
@@ -69,8 +101,11 @@ class Task:
 
     @property
     def metric(self) -> tuple[str, ...]:
-        """Generation metrics: ("bleu", "chrf") for translation, ("rougeL",) for summaries."""
-        return ("bleu", "chrf") if self.kind == "translate" else ("rougeL",)
+        """Generation metrics: the task's own, else ("bleu", "chrf") for translation,
+        ("rougeL",) for summaries and other generation, none for text."""
+        if self._metric is not None:
+            return self._metric
+        return DEFAULT_METRICS[self.kind]
 
     def _examples(self, split: str) -> tuple[Example, ...]:
         if split not in SPLITS:
@@ -107,7 +142,8 @@ class Task:
         if data_size > len(train):
             raise UserError(
                 f"task {self.name}: data size {data_size} is larger than the training split "
-                f"({len(train)} examples)"
+                f"({len(train)} examples)",
+                path=self.where,
             )
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UserError(f"seed must be an integer, got {seed!r}")
@@ -120,17 +156,70 @@ class Task:
         return [train[i] for i in self._orders[seed][:data_size]]
 
     def prompt(self, example: Example) -> str:
-        """The text before the target (instruction + source + newline); loss is on the target."""
-        if self._prompt_template is not None:
-            return self._prompt_template.format(source=example.source, lang=example.lang)
-        return prompt_for(self.kind, example.source, example.lang, self.source_lang)
+        """The text before the (last) response, with no tokenizer (the neutral template for
+        conversations; ``data show`` with a model shows its chat template)."""
+        if self.format is None or self._prompt_template is not None:
+            if self._prompt_template is not None:
+                return self._prompt_template.format(source=example.source, lang=example.lang)
+            return prompt_for(self.kind, example.source, example.lang, self.source_lang)
+        segs = self.segments(example, None)
+        last = max(i for i, s in enumerate(segs) if s[1]) if any(s[1] for s in segs) else 0
+        return "".join(s[0] for s in segs[:last])
+
+    def template_for(self, tokenizer: Any) -> str:
+        """Which template renders this task's examples for ``tokenizer``: "task" (the embedded
+        task's prompt, or a legacy ``{source}`` prompt), "chat" (the model's chat template),
+        "plain" (the neutral one), "custom" (the user's) or "text" (no template)."""
+        if self.format is None or self._prompt_template is not None:
+            return "task"
+        if self.format == "text":
+            return "text"
+        if self.template == "chat":
+            if tokenizer is not None and not templates.has_chat_template(tokenizer):
+                raise UserError(
+                    f"task {self.name}: template = 'chat', but the model's tokenizer has no "
+                    "chat template; use 'auto' or 'plain'"
+                )
+            return "chat" if tokenizer is not None else "plain"
+        if self.template == "plain":
+            return "plain"
+        if self.template not in templates.TEMPLATES:
+            return "custom"
+        if (
+            self.format in CHAT_FORMATS
+            and tokenizer is not None
+            and templates.has_chat_template(tokenizer)
+        ):
+            return "chat"
+        return "plain"
+
+    def segments(self, example: Example, tokenizer: Any = None) -> list[templates.Segment]:
+        """``example`` as (text, trained, eos) segments for ``tokenizer`` (ftscale.data.templates)."""
+        mode = self.template_for(tokenizer)
+        if mode == "task":
+            return [(self.prompt(example), False, False), (example.target, True, True)]
+        if mode == "text":
+            return [(example.target, True, True)]
+        turns = example.messages or (("user", example.source), ("assistant", example.target))
+        if mode == "chat":
+            return templates.chat(tokenizer, turns)
+        if mode == "custom":
+            return templates.plain(turns, self.template, dict(example.fields))
+        if self.format == "prompt_completion" and example.messages is None:
+            return [(example.source, False, False), (example.target, True, True)]
+        if self.format == "source_target" and example.messages is None:
+            return [(example.source + "\n", False, False), (example.target, True, True)]
+        return templates.plain(turns)
 
     def data_hash(self, split: str) -> str:
         """sha256 (hex) of the split's examples: which data produced a result."""
         if split not in self._hashes:
             h = hashlib.sha256()
             for ex in self._examples(split):
-                h.update(json.dumps([ex.source, ex.target, ex.lang]).encode("utf-8"))
+                row = [ex.source, ex.target, ex.lang]
+                if ex.messages is not None:
+                    row.append([list(t) for t in ex.messages])
+                h.update(json.dumps(row).encode("utf-8"))
                 h.update(b"\n")
             self._hashes[split] = h.hexdigest()
         return self._hashes[split]

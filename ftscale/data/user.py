@@ -1,156 +1,237 @@
 """The user's own data behind the :class:`~ftscale.data.tasks.Task` interface.
 
-Formats, chosen by file suffix: JSONL (``.jsonl``/``.ndjson``), CSV (``.csv``), TSV
-(``.tsv``/``.tab``), Parquet (``.parquet``/``.pq``), and a folder written by
-``datasets.Dataset(Dict).save_to_disk``. A name that is no local path is tried as a Hugging Face
-hub dataset (needs the network and ``datasets``; never used by the project's tests or demo).
+A task from a file goes wherever a task name goes (``finetune --task``, ``data show|export``,
+a study's ``tasks``). It is described by a :class:`TaskSource`: the data (a file, a
+``datasets`` ``save_to_disk`` folder or a hub dataset name; ``ftscale.data.readers``), its
+format and field names (``ftscale.data.formats``; detected from the fields when not given), the
+prompt template (``ftscale.data.templates``), the dev/test data (files, or sizes carved from one
+pool by a hash of the row number) and the generation metrics.
 
-Splits: give ``{"train": path, "dev": path, "test": path}``, or one file/dataset whose rows are
-split deterministically (by a hash of the row number) into dev/test of ``eval_size`` each and a
-training split of the rest. A ``save_to_disk`` DatasetDict keeps its own splits
-("validation" counts as "dev").
+Every record is checked when the task is loaded, so a bad row fails at once, as
+``FILE:LINE: what is wrong``.
 """
 
 from __future__ import annotations
 
-import csv
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ftscale.data.tasks import SPLITS, Example, Task
+from ftscale.data import formats, readers, templates
+from ftscale.data.tasks import SPLITS, TASKS_BY_NAME, Example, Task, get_task
 from ftscale.errors import UserError
 
-Row = tuple[str, str, str]  # source, target, lang
-
-_SUFFIXES = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
+#: Generation metrics a task may name.
+METRICS = ("exact_match", "chrf", "bleu", "rougeL")
+#: Default metrics by format (test loss is always measured).
+FORMAT_METRICS: dict[str, tuple[str, ...]] = {
+    "alpaca": ("rougeL", "exact_match"),
+    "chat": ("rougeL", "exact_match"),
+    "sharegpt": ("rougeL", "exact_match"),
+    "prompt_completion": ("exact_match", "chrf"),
+    "source_target": ("chrf", "bleu"),
+    "text": (),
 }
+#: The keys of a ``[tasks.NAME]`` table (and of ``TaskSource``).
+SOURCE_KEYS = (
+    "path",
+    "format",
+    "fields",
+    "template",
+    "dev",
+    "test",
+    "dev_size",
+    "test_size",
+    "metric",
+    "lang",
+)
+#: Keys that say where the data lies, not what it is: left out of run keys (the data's content
+#: hash is in them instead, so a moved file finds its results and a changed one re-runs).
+LOCATION_KEYS = ("path", "dev", "test")
 
 
-class _Fields:
-    """The user's field names and how each row gets its language."""
+@dataclass(frozen=True)
+class TaskSource:
+    """Where a user task's data lies and how to read it (all sizes in examples).
 
-    def __init__(self, source: str, target: str, lang: str | None, lang_field: str | None):
-        self.source, self.target, self.lang, self.lang_field = source, target, lang, lang_field
+    ``path``: a data file, a ``save_to_disk`` folder or a hub dataset name. ``format``: one of
+    :data:`ftscale.data.formats.FORMATS` (None: detected). ``fields``: role -> field name
+    renames. ``template``: "auto" | "chat" | "plain" | a template string. ``dev``/``test``:
+    files of their own, else ``dev_size``/``test_size`` examples are carved from the pool
+    (default min(500, 10 %) each). ``metric``: generation metrics (default by format).
+    ``lang``: the target language (for BLEU's tokenizer), "und" if unknown.
+    """
 
-    def names(self) -> list[str]:
-        return [self.source, self.target] + ([self.lang_field] if self.lang_field else [])
+    path: str
+    name: str | None = None
+    format: str | None = None
+    fields: dict[str, str] | None = None
+    template: str = "auto"
+    dev: str | None = None
+    test: str | None = None
+    dev_size: int | None = None
+    test_size: int | None = None
+    metric: tuple[str, ...] | None = None
+    lang: str | None = None
+    kind: str | None = field(default=None, repr=False)  # legacy: "translate" | "summarize"
 
-    def row(self, rec: Mapping, path: str, line: int | None) -> Row:
-        vals = []
-        for f in self.names():
-            v = rec.get(f)
-            if v is None or (isinstance(v, str) and not v.strip()):
-                raise UserError(f"field {f!r} is missing or empty", path=path, line=line)
-            if not isinstance(v, str):
-                raise UserError(
-                    f"field {f!r} is not text ({type(v).__name__})", path=path, line=line
-                )
-            vals.append(v)
-        lang = vals[2] if self.lang_field else (self.lang or "und")
-        return vals[0], vals[1], lang
+    @property
+    def task_name(self) -> str:
+        if self.name:
+            return self.name
+        p = Path(self.path)
+        return p.stem if p.suffix.lower() in readers.SUFFIXES else p.name
 
-    def check_columns(self, columns: list[str], path: str) -> None:
-        missing = [f for f in self.names() if f not in columns]
-        if missing:
-            raise UserError(
-                f"no field {missing[0]!r}; the columns are: {', '.join(map(str, columns))}",
-                path=path,
-            )
-
-
-def _read_jsonl(path: Path, fields: _Fields) -> list[Row]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"malformed JSON ({exc.msg})", path=str(path), line=i) from exc
-            if not isinstance(rec, dict):
-                raise UserError("a JSONL line must be an object", path=str(path), line=i)
-            rows.append(fields.row(rec, str(path), i))
-    return rows
+    def to_dict(self) -> dict[str, Any]:
+        """The source as plain JSON values (a run config's ``task_source``)."""
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "kind"}
+        if self.metric is not None:
+            out["metric"] = list(self.metric)
+        if self.template == "auto":
+            out.pop("template")
+        return out
 
 
-def _read_delimited(path: Path, fields: _Fields, delimiter: str) -> list[Row]:
-    rows = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        try:
-            fields.check_columns(list(reader.fieldnames or []), str(path))
-            for rec in reader:
-                rows.append(fields.row(rec, str(path), reader.line_num))
-        except csv.Error as exc:
-            raise UserError(f"malformed CSV ({exc})", path=str(path), line=reader.line_num) from exc
-    return rows
+def make_source(
+    spec: str | os.PathLike | Mapping[str, Any], *, name: str | None = None, base: Path | None = None
+) -> TaskSource:
+    """A checked :class:`TaskSource` from a path or a ``[tasks.NAME]``-style mapping; relative
+    paths are taken from ``base`` (the study file's folder), else the working directory."""
+    if isinstance(spec, str | os.PathLike):
+        spec = {"path": os.fspath(spec)}
+    unknown = [k for k in spec if k not in (*SOURCE_KEYS, "name")]
+    if unknown:
+        raise UserError(f"unknown task key {unknown[0]!r} (allowed: {', '.join(SOURCE_KEYS)})")
+    if not isinstance(spec.get("path"), str) or not spec["path"]:
+        raise UserError("a user task needs `path` (a data file, folder or hub dataset name)")
 
+    def where(p: str | None) -> str | None:
+        if p is None:
+            return None
+        if not isinstance(p, str) or not p:
+            raise UserError(f"expected a path, got {p!r}")
+        q = Path(p).expanduser()
+        if not q.is_absolute() and (base is not None or q.exists() or q.suffix in readers.SUFFIXES):
+            q = ((base or Path.cwd()) / q).resolve()
+        return str(q) if q.is_absolute() else p  # a hub name stays as given
 
-def _read_parquet(path: Path, fields: _Fields) -> list[Row]:
-    import pyarrow.parquet as pq
-
-    try:
-        schema_names = pq.read_schema(path).names
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        raise UserError(f"not a readable Parquet file ({exc})", path=str(path)) from exc
-    fields.check_columns(schema_names, str(path))
-    table = pq.read_table(path, columns=fields.names())
-    return [fields.row(rec, str(path), i) for i, rec in enumerate(table.to_pylist(), 1)]
-
-
-def _read_dataset(ds, fields: _Fields, where: str) -> list[Row]:
-    fields.check_columns(list(ds.column_names), where)
-    return [fields.row(rec, where, i) for i, rec in enumerate(ds.select_columns(fields.names()), 1)]
-
-
-def _read_file(path: Path, fields: _Fields) -> list[Row]:
-    if not path.exists():
-        raise UserError("no such file or folder", path=str(path))
-    if path.is_dir():
-        raise UserError("a folder here must be a datasets save_to_disk folder", path=str(path))
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(
-            f"unknown data format {path.suffix!r}; use .jsonl, .csv, .tsv or .parquet",
-            path=str(path),
-        )
-    try:
-        if fmt == "jsonl":
-            return _read_jsonl(path, fields)
-        if fmt == "parquet":
-            return _read_parquet(path, fields)
-        return _read_delimited(path, fields, "," if fmt == "csv" else "\t")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not UTF-8 text ({exc.reason})", path=str(path)) from exc
-
-
-def _is_saved_dataset(path: Path) -> bool:
-    return path.is_dir() and (
-        (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()
+    fmt = spec.get("format")
+    if fmt is not None and fmt not in formats.FORMATS:
+        raise UserError(f"unknown data format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
+    fields = spec.get("fields")
+    if fields is not None:
+        if not isinstance(fields, Mapping):
+            raise UserError("fields: expected a table of role = field name")
+        if fmt is None:
+            raise UserError("fields: give `format` too (which roles the fields fill)")
+        formats.field_map(fmt, fields)
+    template = spec.get("template", "auto")
+    if not isinstance(template, str) or not template:
+        raise UserError("template: expected 'auto', 'chat', 'plain' or a template string")
+    templates.check_template(template)
+    metric = spec.get("metric")
+    if metric is not None:
+        metric = (metric,) if isinstance(metric, str) else metric
+        if not isinstance(metric, list | tuple) or not all(m in METRICS for m in metric):
+            raise UserError(f"metric: expected some of {', '.join(METRICS)}, got {metric!r}")
+        metric = tuple(metric)
+    sizes = {}
+    for key in ("dev_size", "test_size"):
+        v = spec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise UserError(f"{key}: expected a positive integer, got {v!r}")
+        sizes[key] = v
+    lang = spec.get("lang")
+    if lang is not None and not isinstance(lang, str):
+        raise UserError(f"lang: expected a language code, got {lang!r}")
+    return TaskSource(
+        path=where(spec["path"]),
+        name=spec.get("name") or name,
+        format=fmt,
+        fields=dict(fields) if fields else None,
+        template=template,
+        dev=where(spec.get("dev")),
+        test=where(spec.get("test")),
+        metric=metric,
+        lang=lang,
+        **sizes,
     )
 
 
-def _carve(rows: list[Row], eval_size: int | None, where: str) -> dict[str, list[Row]]:
-    """Split one pool of rows into train/dev/test by a hash of the row number."""
+def _records(path: str) -> list[readers.Record] | dict[str, list[readers.Record]]:
+    p = Path(path)
+    if readers.is_saved_dataset(p):
+        return readers.read_datasets(readers.load_saved(p), path)
+    if p.exists() or p.suffix.lower() in readers.SUFFIXES or os.sep in path and p.is_absolute():
+        return readers.read_file(p)
+    return readers.read_datasets(readers.load_hub(path), path)
+
+
+def _examples(
+    records: list[readers.Record], src: TaskSource, where: str, fmt: str | None
+) -> tuple[str, list[Example]]:
+    """Convert ``records`` (format ``fmt``, detected from the first if None)."""
+    if not records:
+        return fmt or "", []
+    first_line = records[0][1]
+    detected = fmt is None
+    if fmt is None:
+        fmt = formats.detect(records[0][0])
+        if fmt is None:
+            keys = ", ".join(map(str, records[0][0])) or "none"
+            raise UserError(
+                f"cannot tell the data format from the fields ({keys}); {formats.shape_hint()}",
+                path=where,
+                line=first_line,
+            )
+    fmap = formats.field_map(fmt, src.fields)
+    keep_fields = src.template not in templates.TEMPLATES
+    out = []
+    for rec, line in records:
+        if detected:
+            other = formats.detect(rec)
+            if other != fmt:
+                what = f"has the shape of {other}" if other else f"has none of {fmt}'s fields"
+                raise UserError(
+                    f"this record {what} ({', '.join(map(str, rec)) or 'no fields'}), but the "
+                    f"file's first record (line {first_line}) is {fmt}: one format per file",
+                    path=where,
+                    line=line,
+                )
+        try:
+            kw = formats.convert(rec, fmt, fmap)
+        except ValueError as exc:
+            raise UserError(str(exc), path=where, line=line) from None
+        if src.lang and fmt != "source_target" or (src.lang and kw["lang"] == "und"):
+            kw["lang"] = src.lang
+        extra = tuple((k, v) for k, v in rec.items() if isinstance(v, str)) if keep_fields else ()
+        out.append(Example(**kw, origin=f"{where}:{line}", fields=extra))
+    return fmt, out
+
+
+def _carve(
+    rows: list[Example], dev_size: int | None, test_size: int | None, where: str
+) -> dict[str, list[Example]]:
+    """Split one pool into train/dev/test by a hash of the row number (stable across runs)."""
     n = len(rows)
     if n == 0:
         raise UserError("no examples", path=where)
-    k = eval_size if eval_size is not None else min(500, n // 10)
-    if k < 0 or 2 * k >= n:
-        raise UserError(f"eval_size {k} leaves no training examples out of {n}", path=where)
+    default = min(500, n // 10)
+    k_dev = dev_size if dev_size is not None else default
+    k_test = test_size if test_size is not None else default
+    if k_dev < 1 or k_test < 1 or k_dev + k_test >= n:
+        raise UserError(
+            f"{n} examples are too few to carve dev ({k_dev}) and test ({k_test}) sets and keep "
+            "training examples; give dev/test files or smaller dev_size/test_size",
+            path=where,
+        )
     order = sorted(range(n), key=lambda i: hashlib.blake2b(str(i).encode(), digest_size=8).digest())
-    test, dev = set(order[:k]), set(order[k : 2 * k])
+    test, dev = set(order[:k_test]), set(order[k_test : k_test + k_dev])
     return {
         "train": [r for i, r in enumerate(rows) if i not in test and i not in dev],
         "dev": [r for i, r in enumerate(rows) if i in dev],
@@ -158,19 +239,115 @@ def _carve(rows: list[Row], eval_size: int | None, where: str) -> dict[str, list
     }
 
 
-def _from_datasets(obj, fields: _Fields, eval_size: int | None, where: str) -> dict[str, list[Row]]:
-    if hasattr(obj, "column_names") and not isinstance(obj.column_names, dict):
-        return _carve(_read_dataset(obj, fields, where), eval_size, where)
-    names = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "test": "test"}
-    out: dict[str, list[Row]] = {}
-    for split_name in obj:
-        if split_name in names:
-            out[names[split_name]] = _read_dataset(
-                obj[split_name], fields, f"{where}[{split_name}]"
-            )
-    if "train" not in out:
-        raise UserError(f"no train split (splits: {', '.join(obj)})", path=where)
-    return out
+def load_source(src: TaskSource) -> Task:
+    """The :class:`Task` of ``src`` (every record read and checked now)."""
+    pool = _records(src.path)
+    fmt = src.format
+    splits: dict[str, list[Example]] = {}
+    if isinstance(pool, dict):  # a DatasetDict with its own splits
+        for split, recs in pool.items():
+            fmt, splits[split] = _examples(recs, src, f"{src.path}[{split}]", fmt)
+    else:
+        fmt, rows = _examples(pool, src, src.path, fmt)
+        if src.dev is None and src.test is None:
+            splits = _carve(rows, src.dev_size, src.test_size, src.path)
+        else:
+            splits["train"] = rows
+    for split in ("dev", "test"):
+        path = getattr(src, split)
+        if path is not None:
+            recs = _records(path)
+            if isinstance(recs, dict):
+                raise UserError(f"{split}: expected one file, got a dataset with splits", path=path)
+            _, splits[split] = _examples(recs, src, path, fmt)
+    if "train" in splits and ("dev" not in splits or "test" not in splits):
+        missing = "dev" if "dev" not in splits else "test"
+        if src.dev is not None or src.test is not None or isinstance(pool, dict):
+            # one eval file given (or a dataset without it): carve the other from train
+            rest = _carve(splits["train"], src.dev_size, src.test_size, src.path)
+            splits["train"] = rest["train"] + (rest["test"] if missing == "dev" else rest["dev"])
+            splits[missing] = rest[missing]
+    for s, rows in splits.items():
+        if not rows:
+            where = getattr(src, s, None) if s in ("dev", "test") else None
+            raise UserError(f"split {s!r} is empty", path=where or src.path)
+    examples = {s: tuple(rows) for s, rows in splits.items()}
+    languages = sorted({e.lang for rows in examples.values() for e in rows}) or ["und"]
+    kind = src.kind or ("text" if fmt == "text" else "generate")
+    return Task(
+        src.task_name,
+        kind,
+        languages,
+        lambda split: examples.get(split, ()),
+        counts={s: len(examples.get(s, ())) for s in SPLITS},
+        description=f"user data ({fmt}) from {src.path}",
+        data_format=fmt,
+        template=src.template,
+        metric=src.metric if src.metric is not None else FORMAT_METRICS[fmt],
+        strict=True,
+        where=src.path,
+    )
+
+
+def _stamp(path: str | None) -> tuple:
+    if path is None:
+        return ()
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (path,)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(key: str, stamps: tuple) -> Task:
+    d = json.loads(key)
+    if d.get("metric") is not None:
+        d["metric"] = tuple(d["metric"])
+    return load_source(TaskSource(**d))
+
+
+def task_ref(
+    task: str, options: Mapping[str, Any] | None = None, base: Path | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """(task name, task source as a dict or None) for a task given as a name or a data path
+    with optional source ``options`` (format, fields, template, ...): what a run config holds.
+    A string that is no embedded task, no local path, no data file name and no hub-style
+    ``owner/name`` is the unknown-task error."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if task in TASKS_BY_NAME and not options:
+        return task, None
+    if task in TASKS_BY_NAME:
+        raise UserError(f"task {task!r} is an embedded task; data options apply to data files")
+    if not looks_like_data(task, base):
+        get_task(task)  # raises the unknown-task error with the known names
+    src = make_source({"path": task, **options}, base=base)
+    return src.task_name, src.to_dict()
+
+
+def looks_like_data(task: str, base: Path | None = None) -> bool:
+    """Whether ``task`` names data rather than an embedded task: an existing path (from
+    ``base``), a data file name, or a hub-style ``owner/name``."""
+    if task in TASKS_BY_NAME:
+        return False
+    p = Path(task).expanduser()
+    here = p if p.is_absolute() or base is None else base / p
+    return here.exists() or p.suffix.lower() in readers.SUFFIXES or "/" in task
+
+
+def resolve_task(ref: str | os.PathLike | Mapping[str, Any] | TaskSource) -> Task:
+    """A task from an embedded name, a data path, a ``[tasks.NAME]`` mapping or a
+    :class:`TaskSource`; loaded once per process and file version."""
+    if isinstance(ref, str) and ref in TASKS_BY_NAME:
+        return get_task(ref)
+    if isinstance(ref, str | os.PathLike):
+        _, source = task_ref(os.fspath(ref))
+        ref = source
+    src = ref if isinstance(ref, TaskSource) else make_source(ref)
+    d = asdict(src)
+    d.pop("kind")
+    key = json.dumps(d, sort_keys=True, default=list)
+    return _cached(key, _stamp(src.path) + _stamp(src.dev) + _stamp(src.test))
 
 
 def load_user_task(
@@ -186,14 +363,10 @@ def load_user_task(
     prompt: str | None = None,
     eval_size: int | None = None,
 ) -> Task:
-    """A :class:`Task` over the user's files (see the module docstring for formats and splits).
-
-    ``lang`` is the target language of every example, or ``lang_field`` names a per-row field
-    ("und" if neither). ``prompt`` is an optional template with ``{source}`` (and ``{lang}``)
-    placed before the target; by default the built-in prompt of ``kind`` is used.
-    ``eval_size`` is the dev and the test size (examples) when one pool is split.
-    Files are read at once, so a bad row fails here, naming file and line.
-    """
+    """A source/target task with the embedded tasks' prompts (the library API before file
+    tasks): ``kind`` "translate" or "summarize" picks the prompt, or ``prompt`` is a template
+    with ``{source}`` (and ``{lang}``); ``lang`` or ``lang_field`` gives the target language;
+    ``eval_size`` is the dev and the test size when one pool is split."""
     if kind not in ("translate", "summarize"):
         raise UserError(f"unknown task kind {kind!r}; choose translate or summarize")
     if prompt is not None:
@@ -205,54 +378,62 @@ def load_user_task(
             raise UserError(
                 f"bad prompt template ({exc!r}); only {{source}} and {{lang}} are filled in"
             ) from exc
-    fields = _Fields(source_field, target_field, lang, lang_field)
+    fields = {"source": source_field, "target": target_field}
+    if lang_field:
+        fields["lang"] = lang_field
     if isinstance(path, Mapping):
         unknown = [s for s in path if s not in SPLITS]
         if unknown:
             raise UserError(f"unknown split {unknown[0]!r}; choose train, dev, test")
-        splits = {s: _read_file(Path(p), fields) for s, p in path.items()}
-        where = str(path.get("train", next(iter(path.values()), "")))
-        if "train" not in splits:
+        if "train" not in path:
             raise UserError("no train split given")
+        paths = {s: os.fspath(p) for s, p in path.items()}
+        spec = {"path": paths["train"], "dev": paths.get("dev"), "test": paths.get("test")}
     else:
-        p = Path(path)
-        where = str(p)
-        if _is_saved_dataset(p):
-            import datasets
-
-            try:
-                saved = datasets.load_from_disk(str(p))
-            except Exception as exc:  # noqa: BLE001 - a damaged or fake folder: the user's data
-                msg = " ".join(str(exc).split())[:200] or type(exc).__name__
-                raise UserError(
-                    f"not a readable `datasets` folder ({type(exc).__name__}: {msg})", path=str(p)
-                ) from None
-            splits = _from_datasets(saved, fields, eval_size, where)
-        elif p.exists() or p.suffix.lower() in _SUFFIXES:
-            splits = _carve(_read_file(p, fields), eval_size, where)
-        else:
-            # Neither a local path nor a data file name: a hub dataset name (online only).
-            import datasets
-
-            try:
-                obj = datasets.load_dataset(str(path))
-            except Exception as exc:
-                raise UserError(f"cannot load hub dataset ({exc})", path=str(path)) from exc
-            splits = _from_datasets(obj, fields, eval_size, where)
-    for s, rows in splits.items():
-        if not rows:
-            raise UserError(
-                f"split {s!r} is empty", path=str(path[s]) if isinstance(path, Mapping) else where
-            )
-    examples = {s: tuple(Example(*r) for r in rows) for s, rows in splits.items()}
-    languages = sorted({e.lang for rows in examples.values() for e in rows})
+        spec = {"path": os.fspath(path)}
+    spec.update(format="source_target", fields=fields, name=name, lang=lang)
+    if eval_size is not None:
+        spec.update(dev_size=eval_size, test_size=eval_size)
+    src = make_source({k: v for k, v in spec.items() if v is not None})
+    src = TaskSource(**{**asdict(src), "kind": kind})
+    task = load_source(src)
     return Task(
-        name or Path(where).stem,
+        task.name,
         kind,
-        languages,
-        lambda split: examples.get(split, ()),
+        task.languages,
+        task._examples,
         source_lang=source_lang,
         prompt_template=prompt,
-        counts={s: len(examples.get(s, ())) for s in SPLITS},
-        description=f"user data from {where}",
+        counts=task.counts(),
+        description=task.description,
     )
+
+
+def source_identity(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A run config's ``task_source`` without where the data lies (:data:`LOCATION_KEYS`)."""
+    if source is None:
+        return None
+    return {k: v for k, v in source.items() if k not in LOCATION_KEYS}
+
+
+def describe(task: Task, tokenizer: Any = None) -> dict[str, Any]:
+    """What a user task is, for ``data show`` and run records."""
+    return {
+        "task": task.name,
+        "format": task.format,
+        "template": task.template_for(tokenizer),
+        "metric": list(task.metric),
+    }
+
+
+__all__: Sequence[str] = (
+    "TaskSource",
+    "describe",
+    "load_source",
+    "load_user_task",
+    "looks_like_data",
+    "make_source",
+    "resolve_task",
+    "source_identity",
+    "task_ref",
+)

@@ -44,7 +44,7 @@ class _RunSettings:
     """
 
     model: str
-    task: str
+    task: str  # an embedded task's name, a data file, or the name of ``task_source``'s task
     method: str = "lora"
     data_size: int = 1000
     seed: int = 0
@@ -86,6 +86,9 @@ class _RunSettings:
     # after finetuning, ``forget_examples`` windows of ``max_length`` tokens (0: off).
     forget_examples: int = 16
     forget_text: str | None = None  # a UTF-8 text file; None: the embedded held-out text
+    # A user task (ftscale.data.user.TaskSource as a dict: path, format, fields, template,
+    # dev/test, metric, ...); None: ``task`` is an embedded name or a data path.
+    task_source: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,6 +216,12 @@ def _check_types(config: FinetuneConfig) -> None:
             raise UserError(f"{name.replace('_', ' ')} must be a string")
     if config.forget_text is not None and not isinstance(config.forget_text, str):
         raise UserError("forget text must be a path (a string)")
+    if config.task_source is not None:
+        from ftscale.data.user import make_source
+
+        if not isinstance(config.task_source, dict):
+            raise UserError("task source must be a table (path, format, fields, ...)")
+        make_source(config.task_source)
     if config.threads is not None and (
         isinstance(config.threads, bool)
         or not isinstance(config.threads, int)

@@ -98,10 +98,11 @@ def nan_check_every(device: Any, eval_every: int) -> int:
 # loading (module-level functions, so tests can hand in a toy task or model)
 
 
-def _load_task(name: str) -> Any:
-    from ftscale.data import get_task
+def _load_task(ref: Any) -> Any:
+    """An embedded task by name, or a user task from a data path or a task-source mapping."""
+    from ftscale.data.user import resolve_task
 
-    return get_task(name)
+    return resolve_task(ref)
 
 
 def _load_model(name: str) -> tuple[Any, Any, Any]:
@@ -142,7 +143,8 @@ def _examples(config: FinetuneConfig, task: Any) -> tuple[list, list, list]:
     if config.data_size > n_train:
         raise UserError(
             f"data size {config.data_size} exceeds the {n_train} training examples of "
-            f"task {getattr(task, 'name', config.task)!r}"
+            f"task {getattr(task, 'name', config.task)!r}",
+            path=getattr(task, "where", None),
         )
     train_ex = task.subset(config.data_size, config.seed)
     dev_ex = task.split("dev")[: config.dev_examples]
@@ -189,7 +191,7 @@ def run_finetune(
     rates = lr_candidates(config)
 
     # --- data: check sizes before loading any model
-    task = task if task is not None else _load_task(config.task)
+    task = task if task is not None else _load_task(config.task_source or config.task)
     train_ex, dev_ex, test_ex = _examples(config, task)
 
     phases = {"setup": 0.0, "zero_shot": 0.0, "train": 0.0, "dev_eval": 0.0}
@@ -359,7 +361,7 @@ def run_finetune(
                 status="diverged", loss=None, dev_loss=None, diverged_step=chosen.best_step
             )
         else:
-            if config.decode_examples:
+            if config.decode_examples and getattr(task, "metric", True):
                 t = time.perf_counter()
                 record.update(
                     decode_quality(
@@ -400,6 +402,9 @@ def run_finetune(
         device=str(device),
         code_version=__version__,
         data_hash=data_hash,
+        data_format=getattr(task, "format", None),
+        template=train.template,
+        truncated=train.truncated + dev.truncated + test.truncated,
         # the planner's key of the same run (a model handed in directly has no fingerprint)
         run_key=run_key(
             config,

@@ -78,6 +78,23 @@ def corpus_rouge_l(hypotheses: list[str], references: list[str]) -> float:
     return sum(rouge_l(h, r) for h, r in zip(hypotheses, references, strict=True)) / len(hypotheses)
 
 
+def normalize_answer(text: str) -> str:
+    """Text for exact match: NFKC, case-folded, whitespace runs as one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def exact_match(hypotheses: list[str], references: list[str]) -> float:
+    """Percent of hypotheses equal to their reference after :func:`normalize_answer`."""
+    if len(hypotheses) != len(references):
+        raise ValueError("hypotheses and references differ in length")
+    if not hypotheses:
+        return float("nan")
+    hits = sum(
+        normalize_answer(h) == normalize_answer(r) for h, r in zip(hypotheses, references, strict=True)
+    )
+    return 100.0 * hits / len(hypotheses)
+
+
 def bleu_tokenizer_for(langs: list[str]) -> str:
     """sacrebleu tokenizer for targets in ``langs``: "zh" for Chinese, "ja-mecab" is not assumed
     installed so Japanese and Korean use "char"; "13a" otherwise."""
@@ -95,7 +112,8 @@ def quality(
     references: list[str],
     langs: list[str],
 ) -> dict[str, float | str | None]:
-    """Corpus scores for the metric names in ``metrics`` ("bleu", "chrf", "rougeL").
+    """Corpus scores for the metric names in ``metrics`` ("bleu", "chrf", "rougeL",
+    "exact_match").
 
     Returns ``{"bleu": ..., "bleu_signature": ..., "chrf": ..., "chrf_signature": ...,
     "rougeL": ..., "rougeL_signature": ...}`` for the metrics asked; scores are percentages.
@@ -115,4 +133,7 @@ def quality(
     if "rougeL" in metrics:
         out["rougeL"] = corpus_rouge_l(hypotheses, references)
         out["rougeL_signature"] = "rougeL|tok:ftscale-unicode-cjkchar|lc:yes|f1|mean"
+    if "exact_match" in metrics:
+        out["exact_match"] = exact_match(hypotheses, references)
+        out["exact_match_signature"] = "em|nfkc|casefold|ws:collapse|percent"
     return out

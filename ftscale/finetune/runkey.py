@@ -44,6 +44,12 @@ def resolved_config(config: FinetuneConfig) -> dict[str, Any]:
         out["decay"] = out["decay_on_plateau"] = None  # WSD's settings, unused by cosine
     if method.pet_size_field is not None:
         out[method.pet_size_field] = method.pet_size(out[method.pet_size_field])
+    if out.get("task_source") is None:
+        out.pop("task_source", None)  # embedded tasks: keys as before user tasks existed
+    else:  # where the data lies is not its identity: its content hash is (data_fingerprint)
+        from ftscale.data.user import source_identity
+
+        out["task_source"] = source_identity(out["task_source"])
     if config.steps is None and config.epochs is None:
         out["steps"] = budget_steps(config)  # the default budget
     out["budget_steps"] = budget_steps(config)

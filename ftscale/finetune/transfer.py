@@ -75,12 +75,12 @@ def evaluate_transfer(
     Returns ``[{"task", "shots", "loss", "bleu", "chrf", "n"}]`` (loss in nats/token of the
     target on ``n_loss`` items; BLEU and chrF on the first ``n_decode`` of them).
     """
-    from ftscale.data import get_task
+    from ftscale.data.user import resolve_task
     from ftscale.finetune.metrics import quality
 
     out = []
     for name in task_names:
-        task = get_task(name)
+        task = resolve_task(name)
         shim = _ShotTask(task)
         for k in shots:
             sample = shot_examples(task, k, n_loss)

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from ftscale.models.family import FAMILY_NAME, Shape, family_shapes, llama_config, member_shape
 from ftscale.models.pretrain import DEFAULT_RECIPE, pretrain_family, recipe_from
-from ftscale.models.registry import FAMILY_DIR, ModelInfo, list_models, load_model, model_info
+from ftscale.models.registry import (
+    FAMILY_DIR,
+    ModelInfo,
+    list_models,
+    load_model,
+    load_tokenizer,
+    model_info,
+)
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -24,6 +31,7 @@ __all__ = [
     "list_models",
     "llama_config",
     "load_model",
+    "load_tokenizer",
     "member_shape",
     "model_info",
     "pretrain_family",

@@ -452,3 +452,15 @@ def family_summary(root: str | os.PathLike | None = None) -> dict | None:
     p = Path(root) if root is not None else FAMILY_DIR
     f = p / FAMILY_FILE
     return json.loads(f.read_text()) if f.exists() else None
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    """The tokenizer of a model (its chat template included), without the weights."""
+    from transformers import AutoTokenizer
+
+    _kind, loc, gguf = _resolve(name_or_path)
+    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    try:
+        return AutoTokenizer.from_pretrained(str(loc), **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=str(loc)) from None

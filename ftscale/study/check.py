@@ -21,12 +21,12 @@ def check_study_resources(study: Study) -> None:
     """UserError naming the study key for the first thing of the world that does not fit."""
     if os.environ.get(RUN_FN_ENV):
         return
-    from ftscale.data import get_task
+    from ftscale.data.user import resolve_task
 
     where = str(study.path) if study.path is not None else None
     for name in study.tasks:
         try:
-            task = get_task(name)
+            task = resolve_task(study.task_sources.get(name) or name)
         except UserError as exc:
             raise UserError(f"study.tasks: {exc}", path=where) from None
         counts = task.counts()

@@ -23,12 +23,13 @@ class PlannedRun:
     spec: dict[str, Any]
 
 
-def task_data_hash(task_name: str) -> str:
-    """Hash of every split of a task (what a run reads)."""
-    from ftscale.data import get_task
+def task_data_hash(task_name: str, source: dict[str, Any] | None = None) -> str:
+    """Hash of every split of a task (what a run reads): an embedded task by name, a user
+    task by its source (``Study.task_sources``)."""
+    from ftscale.data.user import resolve_task
     from ftscale.finetune.runkey import data_fingerprint
 
-    return data_fingerprint(get_task(task_name))
+    return data_fingerprint(resolve_task(source or task_name))
 
 
 def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[PlannedRun]:
@@ -40,7 +41,7 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
     from ftscale.study.runfn import spec_to_config
 
     if data_hashes is None:
-        data_hashes = {t: task_data_hash(t) for t in study.tasks}
+        data_hashes = {t: task_data_hash(t, study.task_sources.get(t)) for t in study.tasks}
     model_ids = {m: model_fingerprint(m) for m in study.models}
     runs = []
     pet = pet_methods()
@@ -60,6 +61,11 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
                                 "pet_size": pet_size,
                                 "data_size": data_size,
                                 "seed": seed,
+                                **(
+                                    {"task_source": study.task_sources[task]}
+                                    if task in study.task_sources
+                                    else {}
+                                ),
                                 "training": {
                                     **study.training_for(method),
                                     **study.transfer.training_for(study, method, data_size, seed),

@@ -20,6 +20,7 @@ def spec_to_config(spec: dict[str, Any]):
     return FinetuneConfig(
         model=spec["model"],
         task=spec["task"],
+        task_source=spec.get("task_source"),
         method=spec["method"],
         data_size=int(spec["data_size"]),
         seed=int(spec["seed"]),

@@ -56,7 +56,7 @@ _STUDY_KEYS = {"name", "tasks", "task", "factor", "models", "methods", "seeds", 
 _FIT_KEYS = {"laws", "holdout_largest", "holdout", "space", "bootstrap", "huber_delta", "seed"}
 _TRANSFER_KEYS = {"enabled", "shots", "data_sizes", "sample", "decode"}
 #: Run-identity fields of the finetuning config that the study itself sets.
-_PLANNED_FIELDS = {"model", "task", "method", "data_size", "seed", "extra"}
+_PLANNED_FIELDS = {"model", "task", "task_source", "method", "data_size", "seed", "extra"}
 
 
 def pet_methods() -> tuple[str, ...]:
@@ -89,7 +89,7 @@ def training_keys() -> set[str]:
     )
 
 
-_TOP_KEYS = {"study", "data_sizes", "pet_sizes", "training", "fit", "transfer"}
+_TOP_KEYS = {"study", "tasks", "data_sizes", "pet_sizes", "training", "fit", "transfer"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,9 @@ class Study:
     fit: FitSpec = field(default_factory=FitSpec)
     transfer: TransferSpec = field(default_factory=TransferSpec)
     description: str = ""
+    #: User tasks: name -> task source (``ftscale.data.user.TaskSource.to_dict``; paths
+    #: absolute); embedded tasks are not in it.
+    task_sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def training_for(self, method: str) -> dict[str, Any]:
         """Finetuning settings of ``method``: the common table with its overrides applied."""
@@ -233,6 +236,7 @@ def _check_run_config(study: Study, path: Path | None) -> None:
                 FinetuneConfig(
                     model=study.models[0],
                     task=study.tasks[0],
+                    task_source=study.task_sources.get(study.tasks[0]),
                     method=method,
                     data_size=min(study.data_sizes[method]),
                     **extra,
@@ -254,7 +258,12 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     _check_keys(s, _STUDY_KEYS, "study.", path)
     if "task" in s and "tasks" in s:
         raise _err(path, "study.task and study.tasks both given: use one")
-    tasks = _str_list(s.get("tasks", s.get("task")), "study.tasks", path)
+    tables = data.get("tasks", {})
+    if not isinstance(tables, dict) or not all(isinstance(v, dict) for v in tables.values()):
+        raise _err(path, "tasks: expected [tasks.NAME] tables (path, format, fields, ...)")
+    given = s.get("tasks", s.get("task"))
+    tasks = _str_list(list(tables) if given is None and tables else given, "study.tasks", path)
+    tasks, task_sources = _task_sources(tasks, tables, path)
     methods = _str_list(s.get("methods"), "study.methods", path)
     known = known_methods()
     for m in methods:
@@ -435,9 +444,42 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         fit=fit,
         transfer=transfer,
         description=str(s.get("description", "")),
+        task_sources=task_sources,
     )
     _check_run_config(study, path)
     return study
+
+
+def _task_sources(
+    tasks: tuple[str, ...], tables: dict[str, dict], path: Path | None
+) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """Task names and the sources of user tasks: ``[tasks.NAME]`` tables, and bare data paths
+    in ``study.tasks`` (named after the file). Relative paths are from the study file."""
+    from ftscale.data.user import looks_like_data, make_source, task_ref
+
+    base = path.parent.resolve() if path is not None else None
+    unused = [n for n in tables if n not in tasks]
+    if unused:
+        raise _err(path, f"tasks.{unused[0]}: defined but not in study.tasks")
+    names, sources = [], {}
+    for ref in tasks:
+        try:
+            if ref in tables:
+                src = make_source(tables[ref], name=ref, base=base)
+                name, source = src.task_name, src.to_dict()
+            elif looks_like_data(ref, base):
+                name, source = task_ref(ref, base=base)
+            else:  # a task name: ftscale.study.check says whether it exists
+                name, source = ref, None
+        except UserError as exc:
+            where = f"tasks.{ref}" if ref in tables else "study.tasks"
+            raise _err(path, f"{where}: {exc}") from None
+        if name in names:
+            raise _err(path, f"study.tasks: two tasks are named {name!r}; name them in [tasks.NAME]")
+        names.append(name)
+        if source is not None:
+            sources[name] = source
+    return tuple(names), sources
 
 
 def load_study(path: str | Path) -> Study:
