@@ -182,7 +182,8 @@ def convert(record: Mapping[str, Any], fmt: str, f: dict[str, str]) -> dict[str,
     Raises ValueError with what is wrong; the reader adds file and line."""
     missing = [f[r] for r in REQUIRED[fmt] if record.get(f[r]) is None]
     if missing:
-        raise ValueError(f"field {missing[0]!r} is missing")
+        has = ", ".join(map(str, record)) or "no fields"
+        raise ValueError(f"field {missing[0]!r} is missing (the record has: {has})")
     system = record.get(f["system"]) if "system" in f else None
     if system is not None and not isinstance(system, str):
         raise ValueError(f"field {f['system']!r} is not text")

@@ -320,6 +320,8 @@ def task_ref(
     if task in TASKS_BY_NAME:
         raise UserError(f"task {task!r} is an embedded task; data options apply to data files")
     if not looks_like_data(task, base):
+        if not options:
+            return task, None  # a task name: loading it says whether it exists
         get_task(task)  # raises the unknown-task error with the known names
     src = make_source({"path": task, **options}, base=base)
     return src.task_name, src.to_dict()
@@ -341,7 +343,9 @@ def resolve_task(ref: str | os.PathLike | Mapping[str, Any] | TaskSource) -> Tas
     if isinstance(ref, str) and ref in TASKS_BY_NAME:
         return get_task(ref)
     if isinstance(ref, str | os.PathLike):
-        _, source = task_ref(os.fspath(ref))
+        name, source = task_ref(os.fspath(ref))
+        if source is None:
+            return get_task(name)  # unknown: the error lists the known tasks
         ref = source
     src = ref if isinstance(ref, TaskSource) else make_source(ref)
     d = asdict(src)

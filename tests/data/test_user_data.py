@@ -113,7 +113,7 @@ def test_jsonl_row_missing_field(tmp_path):
 
 def test_csv_without_named_fields(tmp_path):
     path = _delimited(tmp_path / "d.csv", ",")
-    with pytest.raises(UserError, match=r"d\.csv: no field 'target'; the columns are: src, tgt, l"):
+    with pytest.raises(UserError, match=r"d\.csv:2: field 'target' is missing \(the record has: src, tgt, l\)"):
         load_user_task(path, "src", "target", "translate")
 
 
@@ -123,7 +123,7 @@ def test_parquet_without_named_fields(tmp_path):
 
     path = tmp_path / "d.parquet"
     pq.write_table(pa.Table.from_pylist(ROWS), path)
-    with pytest.raises(UserError, match="no field 'x'"):
+    with pytest.raises(UserError, match=r"d\.parquet:1: field 'x' is missing"):
         load_user_task(path, "x", "tgt", "translate")
 
 
