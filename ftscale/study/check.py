@@ -38,14 +38,17 @@ def check_study_resources(study: Study) -> None:
             )
         for method, sizes in study.data_sizes.items():
             if max(sizes) > counts["train"]:
+                data = f" ({task.where})" if getattr(task, "where", None) else ""
                 raise UserError(
                     f"data_sizes.{method}: {max(sizes)} examples exceed the {counts['train']} "
-                    f"training examples of {name}",
+                    f"training examples of {name}{data}",
                     path=where,
                 )
         for split in ("dev", "test"):
             if counts.get(split, 0) == 0:
                 raise UserError(f"study.tasks: task {name!r} has no {split} split", path=where)
+        if getattr(task, "strict", False):
+            _check_response_lengths(study, task)
     from ftscale.models import model_info
 
     infos = []
@@ -76,3 +79,31 @@ def check_study_resources(study: Study) -> None:
                 "different token counts",
                 path=where,
             )
+
+
+def _check_response_lengths(study: Study, task) -> None:
+    """A user task's responses must fit ``max_length`` with every model's tokenizer (else the
+    run would fail after loading its model): UserError naming the first too-long example."""
+    from ftscale.finetune.config import FinetuneConfig
+    from ftscale.models import load_tokenizer
+
+    default = FinetuneConfig.__dataclass_fields__["max_length"].default
+    limit = min(study.training_for(m).get("max_length", default) for m in study.methods)
+    examples = [e for split in ("train", "dev", "test") for e in task.split(split)]
+    if task.kind == "text" or not examples:
+        return
+    for model in study.models:
+        try:
+            tok = load_tokenizer(model)
+        except UserError:
+            return  # the model check below names the model
+        lengths = tok([e.target for e in examples], add_special_tokens=False)["input_ids"]
+        for e, ids in zip(examples, lengths, strict=True):
+            if len(ids) + 1 > limit:
+                path, _, line = (e.origin or "").rpartition(":")
+                raise UserError(
+                    f"the response is {len(ids) + 1} tokens with {model}'s tokenizer, longer "
+                    f"than max_length ({limit}); raise training.max_length or drop the example",
+                    path=path or None,
+                    line=int(line) if line.isdigit() else None,
+                )

@@ -136,3 +136,23 @@ def test_a_study_on_user_files_runs_fits_and_reports(tmp_path):
     assert len(rows) == 16 and "exact_match" in header
     assert {r.split(",")[0] for r in rows} == {"sums", "qa"}
     assert (tmp_path / "report" / "report.html").exists()
+
+
+def test_a_response_longer_than_max_length_stops_the_study(tmp_path):
+    from ftscale.study.check import check_study_resources
+
+    path = _setup(tmp_path)
+    with (tmp_path / "sums.jsonl").open("a") as fh:
+        fh.write(json.dumps({"prompt": "x", "completion": " ".join(["long"] * 80)}) + "\n")
+    with pytest.raises(UserError, match=r"sums\.jsonl:61: the response is \d+ tokens with ftlm-1"):
+        check_study_resources(load_study(path))
+
+
+def test_bad_data_writes_nothing_to_the_store(tmp_path):
+    path = _setup(tmp_path)
+    with (tmp_path / "sums.jsonl").open("a") as fh:
+        fh.write("not json\n")
+    proc = _ftscale("study", "run", "study.toml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith("sums.jsonl:61: malformed JSON (Expecting value)")
+    assert not list(tmp_path.glob("*.db")) and not (tmp_path / "runs").exists()
