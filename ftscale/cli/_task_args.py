@@ -38,9 +38,7 @@ def add_task_source_args(p: argparse.ArgumentParser, format_flag: str = "--forma
     g.add_argument("--test", dest="test_file", help="test data file (default: carved from TASK)")
     g.add_argument("--dev-size", type=int, help="dev examples carved from TASK")
     g.add_argument("--test-size", type=int, help="test examples carved from TASK")
-    g.add_argument(
-        "--metric", help=f"generation metrics, comma-separated ({', '.join(METRICS)})"
-    )
+    g.add_argument("--metric", help=f"generation metrics, comma-separated ({', '.join(METRICS)})")
     g.add_argument("--data-lang", help="language of the responses (for BLEU's tokenizer)")
 
 

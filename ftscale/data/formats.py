@@ -51,7 +51,12 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
         "history": "history",
     },
     "chat": {"messages": "messages", "role": "role", "content": "content", "system": "system"},
-    "sharegpt": {"messages": "conversations", "role": "from", "content": "value", "system": "system"},
+    "sharegpt": {
+        "messages": "conversations",
+        "role": "from",
+        "content": "value",
+        "system": "system",
+    },
     "prompt_completion": {"prompt": "prompt", "completion": "completion"},
     "source_target": {"source": "source", "target": "target", "lang": "lang"},
     "text": {"text": "text"},

@@ -89,7 +89,9 @@ def _json(path: Path, text: str) -> Iterator[Record]:
             bad = line + text.count("\n", pos, exc.pos)
             raise UserError(f"malformed JSON ({exc.msg})", path=str(path), line=bad) from None
         if not isinstance(rec, dict):
-            raise UserError("each element of the JSON array must be an object", path=str(path), line=line)
+            raise UserError(
+                "each element of the JSON array must be an object", path=str(path), line=line
+            )
         yield rec, line
         pos = end
 

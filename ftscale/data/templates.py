@@ -56,7 +56,9 @@ class _Fields(dict):
         return ""
 
 
-def plain(turns: tuple[tuple[str, str], ...], custom: str | None = None, fields: Mapping | None = None) -> list[Segment]:
+def plain(
+    turns: tuple[tuple[str, str], ...], custom: str | None = None, fields: Mapping | None = None
+) -> list[Segment]:
     """Segments of a conversation with the neutral template, or the user's ``custom`` one."""
     segs: list[Segment] = []
     system = turns[0][1] if turns and turns[0][0] == "system" else ""
@@ -89,9 +91,7 @@ def has_chat_template(tokenizer: Any) -> bool:
 
 def _render(tokenizer: Any, turns: list[tuple[str, str]], generation: bool) -> str:
     messages = [{"role": r, "content": c} for r, c in turns]
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=generation
-    )
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
 
 
 def chat(tokenizer: Any, turns: tuple[tuple[str, str], ...]) -> list[Segment]:

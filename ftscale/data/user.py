@@ -98,7 +98,10 @@ class TaskSource:
 
 
 def make_source(
-    spec: str | os.PathLike | Mapping[str, Any], *, name: str | None = None, base: Path | None = None
+    spec: str | os.PathLike | Mapping[str, Any],
+    *,
+    name: str | None = None,
+    base: Path | None = None,
 ) -> TaskSource:
     """A checked :class:`TaskSource` from a path or a ``[tasks.NAME]``-style mapping; relative
     paths are taken from ``base`` (the study file's folder), else the working directory."""

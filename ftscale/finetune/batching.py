@@ -93,7 +93,9 @@ def encode(tokenizer: Any, task: Any, examples: list, max_length: int) -> Encode
     strict = getattr(task, "strict", False) and getattr(task, "kind", None) != "text"
     ids, n_prompt, masks, truncated = [], [], [], 0
     for ex, ss in zip(examples, segs, strict=True):
-        pieces = [(list(next(tok)) + (eos if add_eos else []), trained) for _, trained, add_eos in ss]
+        pieces = [
+            (list(next(tok)) + (eos if add_eos else []), trained) for _, trained, add_eos in ss
+        ]
         if bos and not (pieces and pieces[0][0][:1] == bos):
             pieces.insert(0, (list(bos), False))
         last = max((i for i, (_, trained) in enumerate(pieces) if trained), default=len(pieces))

@@ -90,7 +90,8 @@ def exact_match(hypotheses: list[str], references: list[str]) -> float:
     if not hypotheses:
         return float("nan")
     hits = sum(
-        normalize_answer(h) == normalize_answer(r) for h, r in zip(hypotheses, references, strict=True)
+        normalize_answer(h) == normalize_answer(r)
+        for h, r in zip(hypotheses, references, strict=True)
     )
     return 100.0 * hits / len(hypotheses)
 

@@ -90,7 +90,7 @@ def correlation_table(results) -> list[dict[str, Any]]:
     if results is None or len(results) == 0:
         return rows
     done = results[results["status"] == "done"]
-    for metric in ("bleu", "chrf", "rougeL"):
+    for metric in ("bleu", "chrf", "rougeL", "exact_match"):
         if metric not in done:
             continue
         for (task, method), g in done.groupby(["task", "method"]):

@@ -475,7 +475,9 @@ def _task_sources(
             where = f"tasks.{ref}" if ref in tables else "study.tasks"
             raise _err(path, f"{where}: {exc}") from None
         if name in names:
-            raise _err(path, f"study.tasks: two tasks are named {name!r}; name them in [tasks.NAME]")
+            raise _err(
+                path, f"study.tasks: two tasks are named {name!r}; name them in [tasks.NAME]"
+            )
         names.append(name)
         if source is not None:
             sources[name] = source

@@ -115,9 +115,9 @@ def test_the_prompts_of_each_format(files):
 
 def test_field_mapping_custom_template_and_split_files(tmp_path):
     rows = [{"q": q, "a": a, "topic": "sums"} for q, a in QA]
-    train = _write_jsonl(tmp_path / "train.jsonl", rows[:30])
-    dev = _write_jsonl(tmp_path / "dev.jsonl", rows[30:35])
-    test = _write_jsonl(tmp_path / "test.jsonl", rows[35:])
+    _write_jsonl(tmp_path / "train.jsonl", rows[:30])
+    _write_jsonl(tmp_path / "dev.jsonl", rows[30:35])
+    _write_jsonl(tmp_path / "test.jsonl", rows[35:])
     src = make_source(
         {
             "path": "train.jsonl",
@@ -198,7 +198,9 @@ def test_bad_files_name_file_and_line(tmp_path, name, content, line, message, ca
 
 def test_non_utf8_names_its_line(tmp_path, capsys):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(b'{"prompt": "a", "completion": "b"}\n{"prompt": "caf\xe9", "completion": "b"}\n')
+    path.write_bytes(
+        b'{"prompt": "a", "completion": "b"}\n{"prompt": "caf\xe9", "completion": "b"}\n'
+    )
     rc = main(["data", "show", str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith(f"ftscale: error: {path}:2: not UTF-8")

@@ -113,7 +113,9 @@ def test_jsonl_row_missing_field(tmp_path):
 
 def test_csv_without_named_fields(tmp_path):
     path = _delimited(tmp_path / "d.csv", ",")
-    with pytest.raises(UserError, match=r"d\.csv:2: field 'target' is missing \(the record has: src, tgt, l\)"):
+    with pytest.raises(
+        UserError, match=r"d\.csv:2: field 'target' is missing \(the record has: src, tgt, l\)"
+    ):
         load_user_task(path, "src", "target", "translate")
 
 

@@ -130,7 +130,9 @@ def test_embedded_tasks_encode_as_before(tokenizer):
     enc = encode(tokenizer, task, ex, 64)
     assert enc.masks is None and enc.template == "task"
     for i, e in enumerate(ex):  # bos + prompt + target + eos, cut by the rule
-        p = [tokenizer.bos_token_id] + tokenizer(task.prompt(e), add_special_tokens=False)["input_ids"]
+        p = [tokenizer.bos_token_id] + tokenizer(task.prompt(e), add_special_tokens=False)[
+            "input_ids"
+        ]
         t = tokenizer(e.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         if len(p) + len(t) <= 64:
             assert np.array_equal(enc.ids[i], np.array(p + t)) and enc.n_prompt[i] == len(p)

@@ -58,7 +58,9 @@ def _setup(root, tasks='["sums.jsonl", "qa"]', tables=QA_TABLE):
     rows = [{"instruction": f"{i} plus {i + 1}?", "output": str(2 * i + 1)} for i in range(60)]
     (root / "data" / "qa.json").write_text(json.dumps(rows), encoding="utf-8")
     (root / "sums.jsonl").write_text(
-        "".join(json.dumps({"prompt": f"{i}+{i}=", "completion": str(2 * i)}) + "\n" for i in range(60)),
+        "".join(
+            json.dumps({"prompt": f"{i}+{i}=", "completion": str(2 * i)}) + "\n" for i in range(60)
+        ),
         encoding="utf-8",
     )
     path = root / "study.toml"
@@ -130,7 +132,9 @@ def test_a_study_on_user_files_runs_fits_and_reports(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(_ftscale("study", "fit", "study.toml", "--json", cwd=tmp_path).stdout)
     assert doc
-    export = _ftscale("study", "export", "study.toml", "--format", "csv", "--out", "r.csv", cwd=tmp_path)
+    export = _ftscale(
+        "study", "export", "study.toml", "--format", "csv", "--out", "r.csv", cwd=tmp_path
+    )
     assert export.returncode == 0
     header, *rows = (tmp_path / "r.csv").read_text().splitlines()
     assert len(rows) == 16 and "exact_match" in header
@@ -149,7 +153,7 @@ def test_a_response_longer_than_max_length_stops_the_study(tmp_path):
 
 
 def test_bad_data_writes_nothing_to_the_store(tmp_path):
-    path = _setup(tmp_path)
+    _setup(tmp_path)
     with (tmp_path / "sums.jsonl").open("a") as fh:
         fh.write("not json\n")
     proc = _ftscale("study", "run", "study.toml", cwd=tmp_path)
