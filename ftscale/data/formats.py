@@ -71,7 +71,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "text": ("text",),
 }
 
-#: Chat roles as written in the wild -> system | user | assistant.
+#: Chat roles as written in the wild (case-insensitive) -> system | user | assistant | tool.
+#: ShareGPT's function_call is the assistant's turn, its observation a tool's answer.
 ROLES = {
     "system": "system",
     "user": "user",
@@ -80,16 +81,27 @@ ROLES = {
     "gpt": "assistant",
     "model": "assistant",
     "bot": "assistant",
+    "function_call": "assistant",
+    "tool": "tool",
+    "observation": "tool",
+    "function": "tool",
+    "ipython": "tool",
 }
 
-_DETECT = (
-    ("chat", ("messages",)),
-    ("sharegpt", ("conversations",)),
-    ("alpaca", ("instruction", "output")),
-    ("prompt_completion", ("prompt", "completion")),
-    ("source_target", ("source", "target")),
-    ("text", ("text",)),
+#: (format, the fields that identify it, renames of the format's default fields): common
+#: question/answer pairs read as source/target (a newline between them).
+_DETECT: tuple[tuple[str, tuple[str, ...], dict[str, str]], ...] = (
+    ("chat", ("messages",), {}),
+    ("sharegpt", ("conversations",), {}),
+    ("alpaca", ("instruction", "output"), {}),
+    ("prompt_completion", ("prompt", "completion"), {}),
+    ("source_target", ("source", "target"), {}),
+    ("source_target", ("question", "answer"), {"source": "question", "target": "answer"}),
+    ("source_target", ("query", "response"), {"source": "query", "target": "response"}),
+    ("source_target", ("input", "output"), {"source": "input", "target": "output"}),
+    ("text", ("text",), {}),
 )
+Shape = tuple[str, dict[str, str]]  # (format, field renames)
 
 Turn = tuple[str, str]  # (role, content)
 
@@ -110,18 +122,26 @@ def field_map(fmt: str, fields: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-def detect(record: Mapping[str, Any]) -> str | None:
-    """The format whose required default fields ``record`` has (see the module docstring)."""
-    for fmt, keys in _DETECT:
+def detect(record: Mapping[str, Any]) -> Shape | None:
+    """(format, field renames) of the first shape in the module docstring's order whose fields
+    ``record`` has (question/answer, query/response and input/output pairs read as
+    source/target), or None."""
+    for fmt, keys, renames in _DETECT:
         if all(k in record for k in keys):
-            return fmt
+            return fmt, dict(renames)
     return None
+
+
+def shape_name(shape: Shape) -> str:
+    fmt, renames = shape
+    return f"{fmt} ({'/'.join(renames.values())})" if renames else fmt
 
 
 def shape_hint() -> str:
     return (
         "expected one of: messages (chat), conversations (sharegpt), instruction+output "
-        "(alpaca), prompt+completion, source+target, text; or give format and fields"
+        "(alpaca), prompt+completion, source+target (or question+answer, query+response, "
+        "input+output), text; or give format and fields"
     )
 
 
@@ -156,12 +176,14 @@ def _turns(messages: Any, f: dict[str, str]) -> list[Turn]:
         if not isinstance(m, Mapping):
             raise ValueError(f"turn {i} of {f['messages']!r} is not an object")
         role = m.get(f["role"])
-        if role not in ROLES:
+        key = role.lower() if isinstance(role, str) else role
+        if key not in ROLES:
             raise ValueError(
                 f"turn {i}: unknown role {role!r} in field {f['role']!r} "
                 f"(known: {', '.join(ROLES)})"
             )
-        out.append((ROLES[role], _text(m.get(f["content"], ""), f"turn {i} content")))
+        content = m.get(f["content"])
+        out.append((ROLES[key], _text("" if content is None else content, f"turn {i} content")))
     return out
 
 

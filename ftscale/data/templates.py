@@ -67,9 +67,10 @@ def plain(
         segs.append((system + "\n\n", False, False))
     first = True
     for role, content in body:
-        if role == "user":
+        if role in ("user", "tool"):
+            label = "User" if role == "user" else "Tool"
             if custom is None:
-                text = ("" if first else "\n") + f"User: {content}\nAssistant: "
+                text = ("" if first else "\n") + f"{label}: {content}\nAssistant: "
             else:
                 values = _Fields({k: v for k, v in (fields or {}).items() if isinstance(v, str)})
                 values.update(prompt=content, source=content, system=system)

@@ -176,33 +176,44 @@ def _records(path: str) -> list[readers.Record] | dict[str, list[readers.Record]
 
 
 def _examples(
-    records: list[readers.Record], src: TaskSource, where: str, fmt: str | None
-) -> tuple[str, list[Example]]:
-    """Convert ``records`` (format ``fmt``, detected from the first if None)."""
+    records: list[readers.Record],
+    src: TaskSource,
+    where: str,
+    fmt: str | None,
+    fields: dict[str, str] | None,
+) -> tuple[str | None, dict[str, str] | None, list[Example]]:
+    """Convert ``records`` (format ``fmt`` with field renames ``fields``; detected from the
+    first record if ``fmt`` is None); returns the format, the renames and the examples."""
     if not records:
-        return fmt or "", []
+        return fmt, fields, []
     first_line = records[0][1]
     detected = fmt is None
     if fmt is None:
-        fmt = formats.detect(records[0][0])
-        if fmt is None:
+        shape = formats.detect(records[0][0])
+        if shape is None:
             keys = ", ".join(map(str, records[0][0])) or "none"
             raise UserError(
                 f"cannot tell the data format from the fields ({keys}); {formats.shape_hint()}",
                 path=where,
                 line=first_line,
             )
-    fmap = formats.field_map(fmt, src.fields)
+        fmt, fields = shape[0], shape[1] or None
+    fmap = formats.field_map(fmt, fields)
     keep_fields = src.template not in templates.TEMPLATES
     out = []
     for rec, line in records:
         if detected:
             other = formats.detect(rec)
-            if other != fmt:
-                what = f"has the shape of {other}" if other else f"has none of {fmt}'s fields"
+            if other != (fmt, fields or {}):
+                name = formats.shape_name((fmt, fields or {}))
+                what = (
+                    f"has the shape of {formats.shape_name(other)}"
+                    if other
+                    else f"has none of {name}'s fields"
+                )
                 raise UserError(
                     f"this record {what} ({', '.join(map(str, rec)) or 'no fields'}), but the "
-                    f"file's first record (line {first_line}) is {fmt}: one format per file",
+                    f"file's first record (line {first_line}) is {name}: one format per file",
                     path=where,
                     line=line,
                 )
@@ -214,7 +225,7 @@ def _examples(
             kw["lang"] = src.lang
         extra = tuple((k, v) for k, v in rec.items() if isinstance(v, str)) if keep_fields else ()
         out.append(Example(**kw, origin=f"{where}:{line}", fields=extra))
-    return fmt, out
+    return fmt, fields, out
 
 
 def _carve(
@@ -245,13 +256,13 @@ def _carve(
 def load_source(src: TaskSource) -> Task:
     """The :class:`Task` of ``src`` (every record read and checked now)."""
     pool = _records(src.path)
-    fmt = src.format
+    fmt, fields = src.format, src.fields
     splits: dict[str, list[Example]] = {}
     if isinstance(pool, dict):  # a DatasetDict with its own splits
         for split, recs in pool.items():
-            fmt, splits[split] = _examples(recs, src, f"{src.path}[{split}]", fmt)
+            fmt, fields, splits[split] = _examples(recs, src, f"{src.path}[{split}]", fmt, fields)
     else:
-        fmt, rows = _examples(pool, src, src.path, fmt)
+        fmt, fields, rows = _examples(pool, src, src.path, fmt, fields)
         if src.dev is None and src.test is None:
             splits = _carve(rows, src.dev_size, src.test_size, src.path)
         else:
@@ -262,7 +273,7 @@ def load_source(src: TaskSource) -> Task:
             recs = _records(path)
             if isinstance(recs, dict):
                 raise UserError(f"{split}: expected one file, got a dataset with splits", path=path)
-            _, splits[split] = _examples(recs, src, path, fmt)
+            _, _, splits[split] = _examples(recs, src, path, fmt, fields)
     if "train" in splits and ("dev" not in splits or "test" not in splits):
         missing = "dev" if "dev" not in splits else "test"
         if src.dev is not None or src.test is not None or isinstance(pool, dict):
@@ -274,6 +285,8 @@ def load_source(src: TaskSource) -> Task:
         if not rows:
             where = getattr(src, s, None) if s in ("dev", "test") else None
             raise UserError(f"split {s!r} is empty", path=where or src.path)
+    if fmt is None:
+        raise UserError("no examples", path=src.path)
     examples = {s: tuple(rows) for s, rows in splits.items()}
     languages = sorted({e.lang for rows in examples.values() for e in rows}) or ["und"]
     kind = src.kind or ("text" if fmt == "text" else "generate")

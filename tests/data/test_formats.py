@@ -179,7 +179,7 @@ BAD = [
      "no assistant turn"),
     ("badrole.jsonl", '{"messages": [{"role": "wizard", "content": "hi"}]}\n', 1,
      "unknown role 'wizard'"),
-    ("unknown.jsonl", '{"question": "a", "answer": "b"}\n', 1, "cannot tell the data format"),
+    ("unknown.jsonl", '{"q": "a", "a": "b"}\n', 1, "cannot tell the data format"),
     ("array.json", '[\n  {"prompt": "a", "completion": "b"},\n  {"prompt": "a" "completion"}\n]',
      3, "malformed JSON"),
 ]  # fmt: skip
@@ -221,3 +221,28 @@ def test_data_show_and_export_json(files, capsys):
     rc = main(["data", "export", str(files["chat.jsonl"]), "--split", "test"])
     lines = capsys.readouterr().out.splitlines()
     assert rc == 0 and len(lines) == 4 and json.loads(lines[0])["messages"][0]["role"] == "system"
+
+
+def test_question_answer_pairs_and_tool_turns(tmp_path):
+    qa = _write_jsonl(tmp_path / "qa.jsonl", [{"question": q, "answer": a} for q, a in QA])
+    task = resolve_task(str(qa))
+    ex = task.split("test")[0]
+    assert task.format == "source_target" and task.prompt(ex) == ex.source + "\n"
+    dev = _write_jsonl(tmp_path / "qa_dev.jsonl", [{"question": "1+1?", "answer": "2"}] * 3)
+    split = resolve_task({"path": str(qa), "dev": str(dev)})
+    assert split.counts()["dev"] == 3 and split.split("dev")[0].target == "2"
+    rows = [
+        {
+            "conversations": [
+                {"from": "Human", "value": "weather?"},
+                {"from": "function_call", "value": '{"name": "weather"}'},
+                {"from": "observation", "value": "sunny"},
+                {"from": "gpt", "value": f"It is sunny ({i})."},
+            ]
+        }
+        for i in range(20)
+    ]
+    tools = resolve_task(str(_write_jsonl(tmp_path / "tools.jsonl", rows)))
+    segs = tools.segments(tools.split("train")[0])
+    assert [s[1] for s in segs] == [False, True, False, True]
+    assert "Tool: sunny" in segs[2][0]
