@@ -160,3 +160,26 @@ def test_bad_data_writes_nothing_to_the_store(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().endswith("sums.jsonl:61: malformed JSON (Expecting value)")
     assert not list(tmp_path.glob("*.db")) and not (tmp_path / "runs").exists()
+
+
+def test_the_shipped_example_data_is_what_its_script_makes(tmp_path, monkeypatch):
+    """examples/own_data/ comes from scripts/make_example_data.py, and the study that names it
+    plans and passes its checks against the real files."""
+    import importlib.util
+    from pathlib import Path
+
+    from ftscale.study.check import check_study_resources
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("mk", root / "scripts" / "make_example_data.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    monkeypatch.setattr(mk, "OUT", tmp_path)
+    mk.main()
+    for name in ("alpaca.json", "chat.jsonl", "prompt_completion.jsonl"):
+        assert (tmp_path / name).read_bytes() == (
+            root / "examples" / "own_data" / name
+        ).read_bytes()
+    study = load_study(root / "examples" / "own_data.toml")
+    check_study_resources(study)
+    assert len(plan_study(study)) == 48
