@@ -10,7 +10,18 @@ import random
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "examples" / "own_data"
-WORDS = "river stone cloud garden lantern paper window mountain silver harbor".split()
+WORDS = [
+    "river",
+    "stone",
+    "cloud",
+    "garden",
+    "lantern",
+    "paper",
+    "window",
+    "mountain",
+    "silver",
+    "harbor",
+]
 
 
 def items(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
