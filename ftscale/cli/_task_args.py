@@ -30,6 +30,9 @@ def add_task_source_args(p: argparse.ArgumentParser, format_flag: str = "--forma
         help="rename a field of the format, e.g. --field instruction=question (repeatable)",
     )
     g.add_argument(
+        "--dataset", help="the entry of TASK when TASK is a LLaMA-Factory dataset_info.json"
+    )
+    g.add_argument(
         "--template",
         help="auto (the model's chat template for conversations, else neutral), chat, plain, "
         "or a template string with {prompt}",
@@ -52,6 +55,7 @@ def task_source_options(args: argparse.Namespace) -> dict[str, Any]:
         fields[role] = name
     metric = getattr(args, "metric", None)
     return {
+        "dataset": getattr(args, "dataset", None),
         "format": getattr(args, "data_format", None),
         "fields": fields or None,
         "template": getattr(args, "template", None),

@@ -61,6 +61,14 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "source_target": {"source": "source", "target": "target", "lang": "lang"},
     "text": {"text": "text"},
 }
+#: Chat formats may also rename roles (LLaMA-Factory's ``tags``): a role value -> its meaning.
+ROLE_TAGS = {
+    "user_tag": "user",
+    "assistant_tag": "assistant",
+    "system_tag": "system",
+    "observation_tag": "tool",
+    "function_tag": "assistant",
+}
 #: Fields a record must have (by role); the others are optional.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "alpaca": ("instruction", "output"),
@@ -111,8 +119,9 @@ def field_map(fmt: str, fields: Mapping[str, str] | None) -> dict[str, str]:
     if fmt not in FORMATS:
         raise UserError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = dict(DEFAULT_FIELDS[fmt])
+    tags = set(ROLE_TAGS) if fmt in ("chat", "sharegpt") else set()
     for role, name in (fields or {}).items():
-        if role not in out:
+        if role not in out and role not in tags:
             raise UserError(
                 f"format {fmt}: unknown field role {role!r}; its roles are: {', '.join(out)}"
             )
@@ -168,6 +177,7 @@ def _maybe_json(value: Any) -> Any:
 
 
 def _turns(messages: Any, f: dict[str, str]) -> list[Turn]:
+    roles = {**ROLES, **{f[tag].lower(): meaning for tag, meaning in ROLE_TAGS.items() if tag in f}}
     messages = _maybe_json(messages)
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"field {f['messages']!r} must be a non-empty list of turns")
@@ -177,13 +187,13 @@ def _turns(messages: Any, f: dict[str, str]) -> list[Turn]:
             raise ValueError(f"turn {i} of {f['messages']!r} is not an object")
         role = m.get(f["role"])
         key = role.lower() if isinstance(role, str) else role
-        if key not in ROLES:
+        if key not in roles:
             raise ValueError(
                 f"turn {i}: unknown role {role!r} in field {f['role']!r} "
-                f"(known: {', '.join(ROLES)})"
+                f"(known: {', '.join(roles)})"
             )
         content = m.get(f["content"])
-        out.append((ROLES[key], _text("" if content is None else content, f"turn {i} content")))
+        out.append((roles[key], _text("" if content is None else content, f"turn {i} content")))
     return out
 
 

@@ -246,3 +246,35 @@ def test_question_answer_pairs_and_tool_turns(tmp_path):
     segs = tools.segments(tools.split("train")[0])
     assert [s[1] for s in segs] == [False, True, False, True]
     assert "Tool: sunny" in segs[2][0]
+
+
+def test_a_llama_factory_dataset_info_entry(tmp_path, capsys):
+    rows = [
+        {"conv": [{"who": "HUMAN_X", "text": q}, {"who": "BOT_Y", "text": a}], "sys": "Add."}
+        for q, a in QA
+    ]
+    _write_jsonl(tmp_path / "sums.jsonl", rows)
+    alpaca = [{"q": q, "a": a} for q, a in QA]
+    (tmp_path / "al.json").write_text(json.dumps(alpaca), encoding="utf-8")
+    info = {
+        "sums": {
+            "file_name": "sums.jsonl",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conv", "system": "sys"},
+            "tags": {"role_tag": "who", "content_tag": "text", "user_tag": "HUMAN_X",
+                     "assistant_tag": "BOT_Y"},
+        },
+        "al": {"file_name": "al.json", "columns": {"prompt": "q", "response": "a"}},
+    }  # fmt: skip
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
+    task = resolve_task({"path": str(tmp_path / "dataset_info.json"), "dataset": "sums"})
+    ex = task.split("train")[0]
+    assert task.name == "sums" and task.format == "sharegpt"
+    assert ex.messages[0] == ("system", "Add.") and ex.messages[-1][0] == "assistant"
+    rc = main(["data", "show", str(tmp_path / "dataset_info.json"), "--dataset", "al", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["task"] == "al" and doc["format"] == "alpaca"
+    with pytest.raises(UserError, match="several datasets"):
+        make_source({"path": str(tmp_path / "dataset_info.json")})
+    with pytest.raises(UserError, match="no dataset 'nope'"):
+        make_source({"path": str(tmp_path / "dataset_info.json"), "dataset": "nope"})
