@@ -125,8 +125,20 @@ def decode_hypotheses(
         for ids, n in zip(enc.ids, enc.n_prompt, strict=True)
     ]
     out = greedy_decode(runner, prompts, tokenizer.eos_token_id, pad_id, caps, batch_size)
+    if enc.template == "chat":  # a chat template's end-of-turn token ends the response too
+        stops = set(getattr(tokenizer, "all_special_ids", []) or [])
+        out = [_until(o, stops) for o in out]
     texts = [tokenizer.decode(o, skip_special_tokens=True) for o in out]
     return [(t.split("\n")[0] if first_line else t).strip() for t in texts]
+
+
+def _until(ids: Any, stops: set[int]) -> list[int]:
+    """``ids`` up to (without) the first of ``stops``."""
+    ids = [int(i) for i in ids]
+    for k, i in enumerate(ids):
+        if i in stops:
+            return ids[:k]
+    return ids
 
 
 def decode_quality(
