@@ -50,6 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resources",
         help="ray: custom resources each run asks for, as JSON ('{\"a100\": 1}'), to place runs",
     )
+    sp.add_argument(
+        "--ship-files",
+        choices=["auto", "always", "never"],
+        help="ray: send the run's local files (a task's data file, a checkpoint folder) to "
+        "workers through Ray's object store: auto (default: where a worker does not see the "
+        "path), always, never",
+    )
     sp.add_argument("--retry-failed", action="store_true", help="run failed/diverged runs again")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.add_argument(
@@ -314,8 +321,12 @@ def _executor_kwargs(args: argparse.Namespace) -> dict:
                 f"--resources must be a JSON object of positive numbers, got {args.resources!r}"
             )
         out["resources"] = res
+    if args.ship_files is not None:
+        out["ship_files"] = args.ship_files
     if out and args.backend != "ray":
-        raise UserError("--cpus-per-run, --gpus-per-run and --resources need --backend ray")
+        raise UserError(
+            "--cpus-per-run, --gpus-per-run, --resources and --ship-files need --backend ray"
+        )
     return out
 
 
