@@ -111,3 +111,31 @@ def test_a_database_url_is_never_a_file_path(tmp_path):
         [line] = proc.stderr.strip().splitlines()
         assert line.startswith("ftscale: error: ")
         assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_postgresql_database_is_created_once_by_concurrent_runners(postgres_server):
+    import threading
+
+    from ftscale.study.storage import store_exists
+
+    url = postgres_server.url("made_on_first_use")
+    assert not store_exists(url)
+    with pytest.raises(UserError, match="no run store yet"):
+        open_store(url, must_exist=True)
+    errors = []
+
+    def open_one(i):
+        try:
+            with open_store(url) as store:
+                store.add_runs([(f"k{i}", {})])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and store_exists(url)
+    with open_store(url) as store:
+        assert store.counts()["pending"] == 4

@@ -10,7 +10,9 @@ requeued. Every state change is one transaction, so a SIGKILL loses at most the 
 Heartbeat ages compare the clocks of the runners' machines: keep them synchronised (NTP).
 
 The driver is psycopg 3 (``pip install 'ftscale[postgres]'``). A database holds one store; give
-each study its own database (``createdb``) or share one for studies that may share runs.
+each study its own database, or share one for studies that may share runs. A database that does
+not exist is created on first use when the user may (``CREATEDB``), else the error says to
+``createdb`` it.
 """
 
 from __future__ import annotations
@@ -79,23 +81,69 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _connect(url: str, timeout: float = 10.0):
+def _connect(url: str, timeout: float = 10.0, create: bool = False):
+    """A connection to ``url`` (autocommit). ``create``: make the database first if it does not
+    exist (as a new SQLite file is made), when the user may."""
+    psycopg = _psycopg()
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
+    except psycopg.Error as exc:
+        if create and _missing_database(exc):
+            _create_database(url, timeout)
+            return _connect(url, timeout)
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"cannot open the PostgreSQL store {redact(url)}: {msg}") from None
+
+
+def _psycopg():
     try:
         import psycopg
     except ImportError:
         raise UserError(
             "a postgresql:// store needs psycopg: pip install 'ftscale[postgres]'"
         ) from None
+    return psycopg
+
+
+def _missing_database(exc: Exception) -> bool:
+    return "does not exist" in str(exc) and "database" in str(exc)
+
+
+def _create_database(url: str, timeout: float) -> None:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = conninfo_to_dict(url).get("dbname")
     try:
-        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
+        with psycopg.connect(
+            make_conninfo(url, dbname="postgres"),
+            autocommit=True,
+            connect_timeout=max(1, int(timeout)),
+        ) as db:
+            db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+        pass  # another runner created it meanwhile (UniqueViolation: at the same moment)
     except psycopg.Error as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        raise UserError(f"cannot open the PostgreSQL store {redact(url)}: {msg}") from None
+        raise UserError(
+            f"the PostgreSQL store {redact(url)}: database {name!r} does not exist and could "
+            f"not be created ({msg}); create it (createdb {name}) and run again"
+        ) from None
 
 
 def postgres_store_exists(url: str) -> bool:
     """Whether the database at ``url`` holds an ftscale store (a ``runs`` table)."""
-    with _connect(url) as db:
+    psycopg = _psycopg()
+
+    try:
+        db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        if _missing_database(exc):
+            return False
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"cannot open the PostgreSQL store {redact(url)}: {msg}") from None
+    with db:
         row = db.execute("SELECT to_regclass('runs') IS NOT NULL").fetchone()
         return bool(row[0])
 
@@ -108,7 +156,7 @@ class PostgresStore(RunStorage):
         self.location = redact(url)
         self.stale_after = stale_after
         self.runner_id = None
-        self._db = _connect(url)
+        self._db = _connect(url, create=True)
         with self._db.transaction():
             # Runners opening a new store at once would race on CREATE TABLE IF NOT EXISTS.
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
