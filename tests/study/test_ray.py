@@ -126,6 +126,11 @@ def test_unreachable_ray_address_is_a_user_error(tmp_path, sim_env, sim_study):
             progress=False,
             data_hashes=HASHES,
         )
+    # ... and leaves Ray usable in this process (a failed ray:// connection left Ray's client
+    # mode on, and the next study's ray.init failed)
+    from ray._private import client_mode_hook
+
+    assert not client_mode_hook.is_client_mode_enabled and not ray.is_initialized()
 
 
 def test_unreachable_cluster_is_one_line_within_seconds(tmp_path):

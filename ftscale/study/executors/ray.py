@@ -200,6 +200,7 @@ class RayExecutor(Executor):
                 # ValueError: e.g. a ray:// address without ray[client]; RuntimeError: a
                 # cluster of another Ray version. Both are the user's setup, not a bug.
                 msg = " ".join(str(exc).split())
+                _reset_ray()
                 raise UserError(f"cannot reach the Ray cluster at {self.address}: {msg}") from None
             self._started_ray = True
         if self._workers is None:
@@ -271,6 +272,22 @@ class RayExecutor(Executor):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+def _reset_ray() -> None:
+    """Undo what a failed ``ray.init`` left behind: a failed ``ray://`` connection leaves Ray's
+    client mode switched on in this process, and every later ``ray.init`` (another study in the
+    same process) then fails."""
+    import contextlib
+
+    import ray
+
+    with contextlib.suppress(Exception):
+        from ray._private.client_mode_hook import _explicitly_disable_client_mode
+
+        _explicitly_disable_client_mode()
+    with contextlib.suppress(Exception):
+        ray.shutdown()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
