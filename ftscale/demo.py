@@ -53,7 +53,7 @@ def run_demo(
     from ftscale.report.build import build_report
     from ftscale.study.plan import plan_study
     from ftscale.study.runner import run_study
-    from ftscale.study.store import RunStore
+    from ftscale.study.storage import open_store
 
     stream = stream or sys.stdout
     out = Path(out_dir)
@@ -63,7 +63,7 @@ def run_demo(
     report_dir = out / "report"
     summary = run_study(study, store_path, workers=workers, progress=progress)
     keys = [r.run_key for r in plan_study(study)]
-    with RunStore(store_path) as store:
+    with open_store(store_path) as store:
         digest = _store_digest(store, keys)
         cache = out / "fits.json"
         doc = None

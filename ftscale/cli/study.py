@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ftscale.errors import UserError
 
@@ -16,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("file", help="study file (TOML)")
-        sp.add_argument("--store", help="SQLite run store (default: beside the study file, .db)")
+        sp.add_argument(
+            "--store",
+            help="run store: PATH or sqlite:///PATH (SQLite, the default: beside the study file, "
+            ".db), postgresql://USER@HOST:PORT/DB (runners on many machines), memory://NAME",
+        )
         sp.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = ssub.add_parser("plan", help="list the study's runs and estimate their cost")
@@ -35,6 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--threads", type=int, default=1, help="intra-op threads per run (default 1)")
     sp.add_argument("--backend", default="local", help="local (default) or ray")
     sp.add_argument("--address", help="Ray cluster address (ray backend; default: start locally)")
+    sp.add_argument(
+        "--cpus-per-run", type=float, help="ray: CPUs each run asks for (default 1; may be < 1)"
+    )
+    sp.add_argument(
+        "--gpus-per-run",
+        type=float,
+        help="ray: GPUs each run asks for (default 0; 0.25 packs four runs onto one GPU)",
+    )
+    sp.add_argument(
+        "--resources",
+        help="ray: custom resources each run asks for, as JSON ('{\"a100\": 1}'), to place runs",
+    )
+    sp.add_argument(
+        "--ship-files",
+        choices=["auto", "always", "never"],
+        help="ray: send the run's local files (a task's data file, a checkpoint folder) to "
+        "workers through Ray's object store: auto (default: where a worker does not see the "
+        "path), always, never",
+    )
     sp.add_argument("--retry-failed", action="store_true", help="run failed/diverged runs again")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.add_argument(
@@ -91,18 +113,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     from ftscale.study.runner import default_store_path
     from ftscale.study.spec import load_study
+    from ftscale.study.storage import parse_store
 
+    if args.store is not None:
+        parse_store(args.store)  # a bad URL fails before the study is read
     study = load_study(args.file)
-    store = Path(args.store) if args.store else default_store_path(study)
+    store = args.store if args.store else str(default_store_path(study))
     return study, store
 
 
-def _open_store(store_path: Path, must_exist: bool = True):
-    from ftscale.study.store import RunStore
+def _open_store(store: str, must_exist: bool = True):
+    from ftscale.study.storage import open_store
 
-    if must_exist and not store_path.exists():
-        raise UserError("no run store yet: run `ftscale study run` first", path=str(store_path))
-    return RunStore(store_path)
+    return open_store(store, must_exist=must_exist)
+
+
+def _shown(store: str) -> str:
+    """The store's location for output (a database password redacted)."""
+    from ftscale.study.storage import describe_store
+
+    return describe_store(store)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -116,7 +146,9 @@ def _plan(args: argparse.Namespace) -> int:
     runs = plan_study(study)
     status: dict[str, str] = {}
     measured = []
-    if store_path.exists():
+    from ftscale.study.storage import store_exists
+
+    if store_exists(store_path):
         with _open_store(store_path) as store:
             for r in store.runs([r.run_key for r in runs]):
                 status[r.run_key] = r.status
@@ -160,7 +192,7 @@ def _plan(args: argparse.Namespace) -> int:
     unknown = sum(row["est_seconds"] is None for row in todo)
     out = {
         "study": study.name,
-        "store": str(store_path),
+        "store": _shown(store_path),
         "runs": rows,
         "n_runs": len(rows),
         "n_todo": len(todo),
@@ -175,7 +207,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"study {study.name}: {len(rows)} runs ({len(todo)} to run), store {store_path}")
+    print(f"study {study.name}: {len(rows)} runs ({len(todo)} to run), store {_shown(store_path)}")
     hdr = (
         f"{'run_key':16}  {'method':7} {'model':14} {'pet':>5} {'data':>8} {'seed':>4}  "
         f"{'lr':18} {'status':8} {'est_s':>7}"
@@ -231,10 +263,11 @@ def _run(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         address=args.address,
         progress=not args.no_progress and not args.json,
+        executor_kwargs=_executor_kwargs(args),
     )
     out = {
         "study": study.name,
-        "store": str(store_path),
+        "store": _shown(store_path),
         "planned": summary.planned,
         "skipped": summary.skipped,
         "ran": summary.ran,
@@ -250,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
             f"study {study.name}: ran {summary.ran} runs in {summary.seconds:.1f}s "
             f"({summary.skipped} already finished); done={c.get('done', 0)} "
             f"failed={c.get('failed', 0)} diverged={c.get('diverged', 0)} "
-            f"pending={c.get('pending', 0)} running={c.get('running', 0)}; store {store_path}"
+            f"pending={c.get('pending', 0)} running={c.get('running', 0)}; store {_shown(store_path)}"
         )
         held = summary.held_elsewhere
         if held:
@@ -264,15 +297,49 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if not summary.counts.get("failed") else 1
 
 
+def _executor_kwargs(args: argparse.Namespace) -> dict:
+    """The Ray back end's resource requests from ``--cpus-per-run`` etc. (checked here)."""
+    import json
+
+    out: dict = {}
+    for flag in ("cpus_per_run", "gpus_per_run"):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if not value >= 0 or (flag == "cpus_per_run" and value == 0):
+            raise UserError(f"--{flag.replace('_', '-')} must be positive, got {value:g}")
+        out[flag] = value
+    if args.resources is not None:
+        try:
+            res = json.loads(args.resources)
+        except ValueError:
+            res = None
+        if not isinstance(res, dict) or not all(
+            isinstance(v, int | float) and v > 0 for v in res.values()
+        ):
+            raise UserError(
+                f"--resources must be a JSON object of positive numbers, got {args.resources!r}"
+            )
+        out["resources"] = res
+    if args.ship_files is not None:
+        out["ship_files"] = args.ship_files
+    if out and args.backend != "ray":
+        raise UserError(
+            "--cpus-per-run, --gpus-per-run, --resources and --ship-files need --backend ray"
+        )
+    return out
+
+
 def _status(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.study.plan import plan_study
-    from ftscale.study.store import STATUSES
+    from ftscale.study.storage import STATUSES
 
     study, store_path = _load(args)
     keys = [r.run_key for r in plan_study(study)]
     table: dict[tuple[str, str], dict[str, int]] = {}
-    errors = []
+    hosts: dict[str, dict[str, int]] = {}
+    errors, failures = [], []
     with _open_store(store_path) as store:
         stored = {r.run_key: r for r in store.runs(keys)}
         for key in keys:
@@ -283,8 +350,22 @@ def _status(args: argparse.Namespace) -> int:
                 (run.spec["method"], run.spec["model"]), dict.fromkeys(STATUSES, 0)
             )
             counts[run.status] += 1
+            if run.host is not None and run.status != "pending":
+                hosts.setdefault(run.host, dict.fromkeys(STATUSES[1:], 0))[run.status] += 1
             if run.status == "failed" and run.error:
                 errors.append({"run_key": key, "error": run.error.splitlines()[0]})
+            if run.status in ("failed", "diverged"):
+                reason = (run.error or "").strip().splitlines()
+                failures.append(
+                    {
+                        "run_key": key,
+                        "status": run.status,
+                        "host": run.host,
+                        "attempts": run.attempts,
+                        "reason": reason[0] if reason else _no_reason(run.status),
+                        **{k: run.spec[k] for k in ("method", "model", "data_size", "seed")},
+                    }
+                )
     new = len(keys) - len(stored)
     totals = dict.fromkeys(STATUSES, 0)
     for counts in table.values():
@@ -295,22 +376,37 @@ def _status(args: argparse.Namespace) -> int:
         print_json(
             {
                 "study": study.name,
-                "store": str(store_path),
+                "store": _shown(store_path),
                 "totals": totals,
                 "by": [{"method": m, "model": mo, **c} for (m, mo), c in sorted(table.items())],
+                "hosts": [{"host": h, **c} for h, c in sorted(hosts.items())],
                 "errors": errors,
+                "failures": failures,
             }
         )
         return 0
     cols = ("done", "failed", "diverged", "running", "pending")
-    print(f"study {study.name} ({store_path})")
+    print(f"study {study.name} ({_shown(store_path)})")
     print(f"{'method':8} {'model':16} " + " ".join(f"{c:>8}" for c in cols))
     for (m, mo), c in sorted(table.items()):
         print(f"{m:8} {mo:16} " + " ".join(f"{c[k]:>8}" for k in cols))
     print(f"{'total':25} " + " ".join(f"{totals[k]:>8}" for k in cols) + f"   new: {new}")
-    for e in errors[:10]:
-        print(f"failed {e['run_key']}: {e['error']}")
+    if hosts:
+        print(f"{'host (node)':34} " + " ".join(f"{c:>8}" for c in cols[:4]))
+        for h, c in sorted(hosts.items()):
+            print(f"{h[:34]:34} " + " ".join(f"{c[k]:>8}" for k in cols[:4]))
+    for f in failures[:10]:
+        print(
+            f"{f['status']} {f['run_key']} ({f['method']} {f['model']} D={f['data_size']} "
+            f"seed={f['seed']}; host {f['host']}; attempt {f['attempts']}): {f['reason']}"
+        )
+    if len(failures) > 10:
+        print(f"... and {len(failures) - 10} more (--json lists them all)")
     return 0
+
+
+def _no_reason(status: str) -> str:
+    return "the loss diverged (NaN or inf)" if status == "diverged" else "no reason recorded"
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -391,7 +487,7 @@ def _suggest(args: argparse.Namespace) -> int:
                 "(its first round makes the laws fittable)"
             )
         out = suggest(study, store, doc, args.question, n=args.n, budget=budget)
-    out["store"] = str(store_path)
+    out["store"] = _shown(store_path)
     if args.json:
         print_json(out)
         return 0
@@ -439,7 +535,7 @@ def format_suggestions(out: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
+def _run_adaptive(args: argparse.Namespace, study, store_path: str) -> int:
     from ftscale.analysis.study import fit_study
     from ftscale.cli._common import print_json
     from ftscale.study.adaptive import parse_question, parse_until, run_adaptive
@@ -452,6 +548,7 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
     budget = _budget_seconds(args.max_core_hours, "--max-core-hours")
     check_study_resources(study)
     workers = args.workers or _default_workers()
+    executor_kwargs = _executor_kwargs(args)
     ran: dict[str, int] = {"failed": 0}
 
     def run_keys(keys: set[str]) -> None:
@@ -465,6 +562,7 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
             address=args.address,
             progress=False,
             only=keys,
+            executor_kwargs=executor_kwargs,
         )
         ran["failed"] += summary.counts.get("failed", 0)
 
@@ -490,7 +588,7 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: Path) -> int:
         round_size=workers,
         progress=progress,
     )
-    out["store"] = str(store_path)
+    out["store"] = _shown(store_path)
     if args.json:
         print_json(out)
         return 0

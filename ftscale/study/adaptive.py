@@ -433,7 +433,7 @@ def _candidates(
     study: Study, store, planned, doc: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(unfinished planned runs as candidate rows, finished records)."""
-    from ftscale.study.store import FINISHED
+    from ftscale.study.storage import FINISHED
 
     status = {r.run_key: r for r in store.runs([p.run_key for p in planned])}
     measured = [r.record for r in status.values() if r.status == "done" and r.record is not None]
@@ -799,7 +799,7 @@ def run_adaptive(
     "max_rounds", "rounds": [...], "spent", "cost_units", "core_seconds", "current",
     "question", "until"}``: ``spent`` in the candidates' cost units (what a budget is held
     to), ``core_seconds`` the measured train_seconds x threads of the runs that ran."""
-    from ftscale.study.store import RunStore
+    from ftscale.study.storage import open_store
 
     kind = parse_question(question, study)["kind"]
     until = until or DEFAULT_UNTIL[kind]
@@ -808,7 +808,7 @@ def run_adaptive(
     spent, units, stopped, current, qtext = 0.0, "relative", "max_rounds", None, question
     measured = 0.0
     for i in range(max_rounds):
-        with RunStore(store_path) as store:
+        with open_store(store_path) as store:
             doc = fit_or_none(fit, study, store, data_hashes)
             out = suggest(study, store, doc, question, n=round_size, data_hashes=data_hashes)
         qtext, units, current = out["question"], out["cost_units"], out["current"]
@@ -832,7 +832,7 @@ def run_adaptive(
             rows = kept
         keys = [r["run_key"] for r in rows]
         run_keys(set(keys))
-        with RunStore(store_path) as store:
+        with open_store(store_path) as store:
             cost = _spent(store, keys, {r["run_key"]: r["cost"] for r in rows}, units)
             measured += _core_seconds(store, keys)
         spent += cost
@@ -848,7 +848,7 @@ def run_adaptive(
         if progress is not None:
             progress(rounds[-1], current)
     else:
-        with RunStore(store_path) as store:
+        with open_store(store_path) as store:
             doc = fit_or_none(fit, study, store, data_hashes)
             out = suggest(study, store, doc, question, n=1, data_hashes=data_hashes)
         current = out["current"]

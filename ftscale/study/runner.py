@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ftscale.study.executors import make_executor
+from ftscale.study.executors.base import LOST, Outcome
 from ftscale.study.plan import PlannedRun, plan_study
 from ftscale.study.spec import Study
-from ftscale.study.store import RunStore
+from ftscale.study.storage import RunStorage, open_store
+
+#: A run whose worker was lost this many times (attempts) is recorded failed, not requeued again.
+MAX_LOST_ATTEMPTS = 3
 
 
 def default_store_path(study: Study) -> Path:
-    """``<study file's folder>/<study file's stem>.db`` (or ``<name>.db`` here)."""
+    """``<study file's folder>/<study file's stem>.db`` (or ``<name>.db`` here): a SQLite store."""
     if study.path is not None:
         return study.path.with_suffix(".db")
     return Path(f"{study.name}.db")
@@ -87,7 +91,7 @@ def _fmt_secs(s: float) -> str:
 
 
 def sync_plan(
-    study: Study, store: RunStore, runs: list[PlannedRun] | None = None
+    study: Study, store: RunStorage, runs: list[PlannedRun] | None = None
 ) -> list[PlannedRun]:
     """Insert the study's planned runs into the store (those not there yet)."""
     runs = plan_study(study) if runs is None else runs
@@ -115,14 +119,17 @@ def run_study(
     in ``only``, when given: the adaptive design runs a chosen subset; every planned run is
     still synced into the store, so a later full run finds the rest pending).
 
-    Finished runs (done, failed, diverged) are skipped; ``retry_failed`` puts failed and diverged
-    runs back first. Runs of this study left ``running`` by a runner that died are requeued.
+    ``store_path`` is a store location (a path, ``sqlite:///PATH``, ``postgresql://...``,
+    ``memory://NAME``: :func:`ftscale.study.storage.open_store`). Finished runs (done, failed,
+    diverged) are skipped; ``retry_failed`` puts failed and diverged runs back first. Runs of this
+    study left ``running`` by a runner that died are requeued; runs whose worker node was lost go
+    back to the queue.
     """
     from ftscale.study.check import check_study_resources
 
     t0 = time.monotonic()
     check_study_resources(study)  # before the store is created or anything runs
-    store = RunStore(store_path or default_store_path(study))
+    store = open_store(store_path or default_store_path(study))
     try:
         runs = sync_plan(study, store, plan_study(study, data_hashes))
         keys = [r.run_key for r in runs if only is None or r.run_key in only]
@@ -160,7 +167,19 @@ def run_study(
                     break  # other live runners may hold the rest
                 for key, outcome in executor.wait(timeout=30.0):
                     in_flight.discard(key)
-                    store.finish(key, outcome.status, outcome.record, outcome.error)
+                    if outcome.status == LOST:
+                        # The worker's machine went away mid-run (a Ray node lost): the run goes
+                        # back to the queue, unless it was lost too often to be the machine's fault.
+                        if store.get(key).attempts < MAX_LOST_ATTEMPTS:
+                            store.release(key)
+                            continue
+                        outcome = Outcome(
+                            "failed",
+                            None,
+                            f"lost {MAX_LOST_ATTEMPTS} times (last: {outcome.error})",
+                            outcome.host,
+                        )
+                    store.finish(key, outcome.status, outcome.record, outcome.error, outcome.host)
                     finished_now += 1
                     summary.ran += 1
                     spec = store.get(key).spec

@@ -1,5 +1,7 @@
 """The Ray back end runs the same study to the same results as the local one."""
 
+import contextlib
+
 import pytest
 
 from ftscale.study.results import results_frame
@@ -33,15 +35,24 @@ def test_ray_backend_matches_local(tmp_path, sim_env, sim_study):
 
 
 @pytest.mark.slow
-def test_ray_backend_joins_a_running_cluster(tmp_path, sim_env, sim_study):
+def test_ray_backend_joins_a_running_cluster(tmp_path, sim_env, sim_study, monkeypatch):
     """`--address auto` joins a cluster started with `ray start --head` (here on this machine;
-    a multi-node cluster is joined the same way) and gives the local back end's results; an
-    unreachable address is a one-line error, exit code 2."""
+    a multi-node cluster is joined the same way) and gives the local back end's results; the
+    cluster is not the driver's and still runs after the study.
+
+    Deterministic on a machine where other Ray instances may run: RAY_ADDRESS pins what "auto"
+    resolves to (otherwise the newest cluster of /tmp/ray, perhaps another's), the head runs
+    with --block in its own process group and is stopped by signalling that group (not
+    `ray stop --force`, which stops every Ray of the machine), and "still runs" is asked of
+    its GCS port (not `ray status`, which also picks a cluster by itself)."""
     import os
     import shutil
+    import signal
     import socket
     import subprocess
     import sys
+    import tempfile
+    import time
     from pathlib import Path
 
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
@@ -49,11 +60,29 @@ def test_ray_backend_joins_a_running_cluster(tmp_path, sim_env, sim_study):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    start = [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port)]
-    opts = ["--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"]
+    start = [ray_cli, "start", "--head", "--block", "--node-ip-address", "127.0.0.1"]
+    start += ["--port", str(port), "--num-cpus", "2", "--include-dashboard=false"]
+    temp = tempfile.mkdtemp(prefix="ftr-")  # short: Ray's socket paths must fit 107 bytes
+    start += ["--disable-usage-stats", "--temp-dir", temp]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run(start + opts, check=True, capture_output=True, env=env, timeout=120)
+    head = subprocess.Popen(
+        start, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return True
+        except OSError:
+            return False
+
     try:
+        deadline = time.time() + 120
+        while not listening():
+            assert head.poll() is None, head.stderr.read().decode()
+            assert time.time() < deadline, "ray start --head did not come up in 120 s"
+            time.sleep(0.2)
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
         joined = run_study(
             sim_study,
             tmp_path / "cluster.db",
@@ -63,10 +92,16 @@ def test_ray_backend_joins_a_running_cluster(tmp_path, sim_env, sim_study):
             data_hashes=HASHES,
         )
         assert not ray.is_initialized()  # the driver disconnected; the cluster is not ours
-        alive = subprocess.run([ray_cli, "status"], capture_output=True, text=True, env=env)
-        assert alive.returncode == 0  # ... and still runs
+        assert head.poll() is None and listening()  # ... and still runs
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        with contextlib.suppress(ProcessLookupError):  # --block: it stops what it started
+            os.killpg(head.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(60)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait(30)
+        shutil.rmtree(temp, ignore_errors=True)
     local = run_study(
         sim_study, tmp_path / "local.db", workers=2, progress=False, data_hashes=HASHES
     )
@@ -91,6 +126,11 @@ def test_unreachable_ray_address_is_a_user_error(tmp_path, sim_env, sim_study):
             progress=False,
             data_hashes=HASHES,
         )
+    # ... and leaves Ray usable in this process (a failed ray:// connection left Ray's client
+    # mode on, and the next study's ray.init failed)
+    from ray._private import client_mode_hook
+
+    assert not client_mode_hook.is_client_mode_enabled and not ray.is_initialized()
 
 
 def test_unreachable_cluster_is_one_line_within_seconds(tmp_path):

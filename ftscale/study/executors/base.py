@@ -8,6 +8,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+#: An outcome status no run records: the worker (its machine, a Ray node) was lost mid-run, so
+#: the runner gives the run back to the queue.
+LOST = "lost"
+
 #: Test and extension hook: "module:function" taking a run spec and returning a record dict,
 #: used instead of the finetuning engine (tests inject failing or slow runs through it).
 RUN_FN_ENV = "FTSCALE_RUN_FN"
@@ -17,9 +21,11 @@ RUN_FN_ENV = "FTSCALE_RUN_FN"
 class Outcome:
     """What a worker returns for one run."""
 
-    status: str  # done | failed | diverged
+    status: str  # done | failed | diverged, or LOST
     record: dict[str, Any] | None
     error: str | None
+    #: where the run ran (host name; with a node id for a cluster executor); None: the runner's
+    host: str | None = None
 
 
 def _run_fn():
