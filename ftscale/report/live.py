@@ -152,30 +152,32 @@ def live_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def fit_summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """What the page shows of a fits document: the answer per task (rendered defensively: the
-    chosen law, its held-out error and the interval where the document has them) and the
-    fitted curves of the answer's law, one per (method, factor value), over the data sizes of
-    the runs and twice beyond (``extrapolated`` past the largest fitted one)."""
-    import numpy as np
-
-    from ftscale.laws.io import law_from_record
-
-    answer = doc.get("answer") or {}
-    law = answer.get("law") or "multiplicative"
-    factor = doc["factor"]
+def _law_fits(doc: dict[str, Any]) -> tuple[str, dict[tuple, dict[str, Any]]]:
+    """The answer's law and its joint fits by (task, method)."""
+    law = (doc.get("answer") or {}).get("law") or "multiplicative"
     fits = {
         (f["group"].get("task"), f["group"].get("method")): f
         for f in doc.get("fits", [])
         if f.get("law") == law and f.get("factor") is not None
     }
-    tasks = []
+    return law, fits
+
+
+def answer_facts(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per task, what the answer says (read defensively: the chosen law, its held-out error
+    and the interval where the document has them, else from the fit and the ranking):
+    ``{"task", "best", "best_label", "model", "factor_value", "data_size" (examples),
+    "predicted_loss", "interval" (nats/token), "p_best", "n_draws", "law", "heldout_error"
+    (nats/token), "ranking", "text", "flags"}``."""
+    answer = doc.get("answer") or {}
+    law, fits = _law_fits(doc)
+    factor = doc["factor"]
+    out = []
     for a in answer.get("tasks") or []:
         best = a.get("best")
         rank = {r.get("method"): r for r in a.get("ranking") or []}.get(best) or {}
         fit = fits.get((a.get("task"), best)) or {}
-        heldout = a.get("heldout_error", fit.get("delta_h"))
-        tasks.append(
+        out.append(
             {
                 "task": a.get("task"),
                 "best": best,
@@ -186,12 +188,28 @@ def fit_summary(doc: dict[str, Any]) -> dict[str, Any]:
                 "predicted_loss": a.get("predicted_loss", rank.get("predicted_loss")),
                 "interval": a.get("interval", rank.get("interval")),
                 "p_best": a.get("p_best"),
+                "n_draws": a.get("n_draws"),
                 "law": a.get("law") or law,
-                "heldout_error": heldout,
+                "heldout_error": a.get("heldout_error", fit.get("delta_h")),
+                "ranking": list(a.get("ranking") or []),
                 "text": a.get("text"),
                 "flags": [f.get("message") for f in a.get("flags") or []],
             }
         )
+    return out
+
+
+def fit_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a fits document: the answer per task (:func:`answer_facts`) and
+    the fitted curves of the answer's law, one per (method, factor value), over the data sizes
+    of the runs and twice beyond (``fitted_max``: the largest fitted data size)."""
+    import numpy as np
+
+    from ftscale.laws.io import law_from_record
+
+    law, fits = _law_fits(doc)
+    factor = doc["factor"]
+    tasks = [{k: v for k, v in a.items() if k != "ranking"} for a in answer_facts(doc)]
     curves = []
     for (task, method), fit in sorted(fits.items(), key=lambda kv: tuple(map(str, kv[0]))):
         pts = [p for p in doc.get("points", []) if p["task"] == task and p["method"] == method]
