@@ -286,9 +286,7 @@ def transfer_figure(
     return save_figure(fig, out / f"transfer_{task}.png")
 
 
-def answer_figure(
-    doc: dict[str, Any], task: str, out: Path, law: str | None = None
-) -> Path | None:
+def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = None) -> Path | None:
     """The answer's figure: test loss against finetuning data at the answer's factor value
     (the model the answer is for), one colour per method: its seed-mean points (hollow where
     held out of the fit), its fitted law (dashed beyond its largest fitted data size) and, at
@@ -321,6 +319,7 @@ def answer_figure(
     for m in methods:
         colour = method_colour(m)
         mp = sorted((p for p in pts if p["method"] == m), key=lambda p: p["data_size"])
+        labelled = False
         for held in (False, True):
             sel = [p for p in mp if p["heldout"] == held]
             if sel:
@@ -334,8 +333,9 @@ def answer_figure(
                     color=colour,
                     capsize=2,
                     lw=0.8,
-                    label=None if held else method_label(m),
+                    label=None if labelled else method_label(m),
                 )
+                labelled = True
         fit = fits.get(m)
         if fit is not None:
             model = law_from_record(fit)

@@ -24,6 +24,13 @@ class Text:
 
 
 @dataclass
+class Heading:
+    """A heading inside a section."""
+
+    text: str
+
+
+@dataclass
 class Bullets:
     items: list[str]
 
@@ -51,7 +58,7 @@ class Section:
     key: str = ""
 
 
-Block = Text | Bullets | Table | Figure
+Block = Text | Heading | Bullets | Table | Figure
 
 
 # -- Markdown --------------------------------------------------------------------------------
@@ -64,6 +71,8 @@ def _md_cell(text: str) -> str:
 def _md_block(b: Block) -> list[str]:
     if isinstance(b, Text):
         return [(f"**{b.lead}** " if b.lead else "") + b.text, ""]
+    if isinstance(b, Heading):
+        return [f"### {b.text}", ""]
     if isinstance(b, Bullets):
         return [f"- {s}" for s in b.items] + [""]
     if isinstance(b, Table):
@@ -93,7 +102,7 @@ _STYLE = (
     "td,th{border:1px solid #ccc;padding:2px 7px;text-align:left}th{background:#f3f3f3}"
     "img{max-width:100%}figure{margin:.4em 0}li{margin:.2em 0}p{margin:.4em 0}"
     "details{margin:.3em 0;border-top:1px solid #ddd}summary{cursor:pointer;padding:.3em 0}"
-    "summary h2{display:inline;font-size:1.05em}"
+    "summary h2{display:inline;font-size:1.05em}h3{font-size:1em;margin:.6em 0 .2em}"
     "#answer{background:#f4faf6;border-left:4px solid #2a7;padding:.3em .9em}"
     ".first{display:flex;gap:1.4em;align-items:flex-start}.first>section{flex:1 1 0}"
     ".first>section#answer-figure{flex:0 0 620px}"
@@ -104,6 +113,8 @@ def _html_block(b: Block, folder: Path) -> str:
     if isinstance(b, Text):
         lead = f"<b>{html.escape(b.lead)}</b> " if b.lead else ""
         return f"<p>{lead}{html.escape(b.text)}</p>"
+    if isinstance(b, Heading):
+        return f"<h3>{html.escape(b.text)}</h3>"
     if isinstance(b, Bullets):
         return "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in b.items) + "</ul>"
     if isinstance(b, Table):
@@ -113,9 +124,7 @@ def _html_block(b: Block, folder: Path) -> str:
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     data = base64.b64encode((folder / b.path.name).read_bytes()).decode()
-    return (
-        f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}"></figure>'
-    )
+    return f'<figure><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
 def _html_section(s: Section, folder: Path) -> str:
