@@ -5,6 +5,7 @@ not used), headless. Not skipped when the browser is missing: the test fails and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -76,12 +77,20 @@ def test_report_shows_the_answer_and_a_figure(page, stored):
     with RunStore(db) as store:
         out = build_report(study, store, db.parent / "report", data_hashes=HASHES)
     page.goto((out / "report.html").as_uri())
-    body = page.inner_text("body")
-    assert "Answer" in body and "P(best)" in body
-    img = page.locator("img").first
+    answer = page.inner_text("#answer")
+    assert re.search(r"use (FMT|LoRA) on sim-1e7 with 400 examples", answer)
+    assert "P(best)" in answer and "(95% interval)" in answer
+    img = page.locator("#answer-figure img")
     img.wait_for()
     # a figure that really decoded: a PNG the browser drew, not a broken image
     assert page.evaluate("(i) => i.complete && i.naturalWidth > 100", img.element_handle())
+    # the first screen (1280 x 900) holds the answer, its figure and what to run next
+    for sel in ("#answer", "#answer-figure img", "#todo h3"):
+        box = page.locator(sel).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 900, sel
+    # the details are folded: the tables take no room until opened
+    assert page.locator("details").count() >= 5
+    assert not page.locator("details table").first.is_visible()
 
 
 def test_live_page_follows_the_store_without_reload(page, stored):
