@@ -153,3 +153,37 @@ def test_serve_command_refuses_bad_input(tmp_path, capsys):
     assert main(["study", "serve", str(toml), "--port", "70000"]) == 2
     assert "--port must be" in capsys.readouterr().err
     assert main(["study", "serve", str(tmp_path / "missing.toml")]) == 2
+
+
+@pytest.mark.slow
+def test_serve_command_serves_the_store(tmp_path):
+    """``ftscale study serve`` as a user starts it: it prints its address and answers there."""
+    import os
+    import subprocess
+    import sys
+
+    toml = tmp_path / "s.toml"
+    toml.write_text(
+        '[study]\nname = "served"\ntasks = ["translate-en-de"]\nfactor = "model_size"\n'
+        'models = ["sim-1e5", "sim-1e6"]\n'
+        'methods = ["fmt", "lora"]\nseeds = 1\n\n[data_sizes]\nfmt = [100]\nlora = [100]\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftscale", "study", "serve", str(toml), "--port", "0", "--no-fit"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving study served at http://127.0.0.1:"), line
+        url = line.split(" at ")[1].split(" ")[0]
+        with urllib.request.urlopen(url + "api/state", timeout=10) as r:
+            st = json.load(r)
+        # no store yet: the page waits for one instead of creating it
+        assert st["progress"] is None and "no run store yet" in st["store_error"]
+        assert not (tmp_path / "s.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
