@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from ftscale.report.live import LiveStudy
 from ftscale.report.serve import LiveServer
 from ftscale.study.plan import plan_study
 from ftscale.study.store import RunStore
+from ftscale.testing.simulated import simulated_run
 
 from .test_live import HASHES, finish_runs, live_study
 
@@ -105,11 +108,11 @@ def test_live_page_follows_the_store_without_reload(page, stored):
         assert page.inner_text("#done-count") == str(done)
         assert page.inner_text("#finished-count") == str(done + 1)  # the failed one counts
         # progress: a row per method x model x data size, the failure and why
-        rows = page.locator("#progress-table tbody tr")
-        assert rows.count() == len(
+        cells = page.locator("#progress-table td.cell")
+        assert cells.count() == len(
             {(s["method"], s["model"], s["data_size"]) for _, s in live.planned}
         )
-        assert "out of memory" in page.inner_text("#progress-table")
+        assert "out of memory" in page.inner_text("#failed")
         # the figure: one point per finished (method, model, data size), and the fitted curves
         page.wait_for_selector(".answer[data-best]", timeout=20_000)
         assert page.locator("svg.curves .point").count() == done
@@ -119,11 +122,21 @@ def test_live_page_follows_the_store_without_reload(page, stored):
         # a marker that a reload would wipe
         page.evaluate("window.__kept = 1")
         with RunStore(db) as store:
-            finish_runs(store, 1)
-        page.wait_for_function(
-            f"document.getElementById('done-count').textContent === '{done + 1}'", timeout=10_000
-        )
+            # a runner takes the last run: the page says it runs, and where
+            store.register_runner()
+            [run] = store.claim(limit=1)
+            page.wait_for_selector("#running", timeout=10_000)
+            assert f"{socket.gethostname()}:{os.getpid()}" in page.inner_text("#running")
+            assert page.locator("#progress-table td.run").count() == 1
+            store.finish(run.run_key, "done", record=simulated_run(run.spec))
+            t0 = time.monotonic()
+            page.wait_for_function(
+                f"document.getElementById('done-count').textContent === '{done + 1}'",
+                timeout=10_000,
+            )
+            shown_after = time.monotonic() - t0
         assert page.evaluate("window.__kept") == 1, "the page reloaded"
+        print(f"run finished -> on the page in {shown_after:.2f} s")
         page.wait_for_function(
             "document.querySelectorAll('svg.curves .point').length === " + str(done + 1),
             timeout=10_000,
