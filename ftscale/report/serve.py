@@ -5,7 +5,7 @@ page with its script and style inline (no build step, nothing fetched from the n
 ``/api/state``, the JSON of :meth:`ftscale.report.live.LiveStudy.state`. The page polls the JSON
 every second and redraws only when its ``version`` changed: the progress table, the curves (an
 inline SVG drawn by the page's script) and the current answer. The store is read by one thread
-of this process however many pages are open (docs/watch.md).
+of this process however many pages are open (docs/report.md).
 """
 
 from __future__ import annotations
