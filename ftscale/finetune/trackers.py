@@ -25,6 +25,8 @@ import math
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,20 @@ class _TensorBoard:
         self.writer.close()
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` between processes (POSIX ``flock``)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class _MLflow:
     def __init__(self, root: Path, name: str, config: dict[str, Any]):
         import os
@@ -82,18 +98,19 @@ class _MLflow:
         from mlflow.tracking import MlflowClient
 
         uri = os.environ.get("MLFLOW_TRACKING_URI")
+        art = None
         if not uri:
-            root.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
-        self.client = MlflowClient(tracking_uri=uri)
-        exp = self.client.get_experiment_by_name(EXPERIMENT)
-        if exp is None:
-            art = None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlartifacts")
-            exp_id = self.client.create_experiment(
-                EXPERIMENT, artifact_location=None if art is None else art.resolve().as_uri()
-            )
-        else:
-            exp_id = exp.experiment_id
+            art = (root / "mlartifacts").resolve().as_uri()
+        # The workers of a study start together: the first to open a new SQLite store creates
+        # its tables (MLflow's migrations race otherwise), then each finds the experiment.
+        with _locked(root / ".mlflow.lock"):
+            self.client = MlflowClient(tracking_uri=uri)
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is None:
+                exp_id = self.client.create_experiment(EXPERIMENT, artifact_location=art)
+            else:
+                exp_id = exp.experiment_id
         tags = {k: str(config.get(k)) for k in ("task", "method", "model", "data_size", "seed")}
         self.run_id = self.client.create_run(exp_id, run_name=name, tags=tags).info.run_id
         params = [Param(k, v[:6000]) for k, v in _flat(config).items()]
