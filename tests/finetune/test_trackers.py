@@ -114,3 +114,37 @@ def test_study_training_takes_report_to():
     d["training"]["report_to"] = ["nope"]
     with pytest.raises(UserError, match="nope"):
         parse_study(d)
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from ftscale.finetune.trackers import _MLflow
+m = _MLflow(Path(sys.argv[1]), "w" + sys.argv[2], {"task": "t", "method": "lora", "model": "m",
+            "data_size": 1, "seed": int(sys.argv[2])})
+m.scalars("train/loss", [(i + 1, 1.0 / (i + 1)) for i in range(20)])
+m.finish({"loss": 1.0, "status": "done"}, 20)
+"""
+
+
+@pytest.mark.slow
+def test_workers_starting_together_share_one_mlflow_store(tmp_path):
+    """A study's workers start at once: the first creates the SQLite store, none fails."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(i)], env=env)
+        for i in range(3)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ftscale").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["w0", "w1", "w2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        assert len(client.get_metric_history(r.info.run_id, "train/loss")) == 20
