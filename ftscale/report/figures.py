@@ -32,6 +32,15 @@ def method_colour(method: str) -> str:
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
 
 
+def shade(method: str, i: int, n: int) -> tuple[float, float, float]:
+    """The method's colour for the ``i``-th of ``n`` factor values: light for the smallest,
+    the method's own colour for the largest (so every figure keeps one hue per method)."""
+    from matplotlib.colors import to_rgb
+
+    t = 0.35 + 0.65 * (i / max(n - 1, 1))
+    return tuple(1.0 - t * (1.0 - c) for c in to_rgb(method_colour(method)))
+
+
 def _plt():
     import matplotlib
 
@@ -100,10 +109,9 @@ def scaling_figure(
     }
     plt = _plt()
     fig, axes = plt.subplots(
-        1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True
+        1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True, sharex=True
     )
     values = sorted({p[factor] for p in pts})
-    cmap = plt.get_cmap("viridis")
     for ax, method in zip(axes[0], methods, strict=True):
         mp = [p for p in pts if p["method"] == method]
         fit = fits.get(method)
@@ -112,7 +120,7 @@ def scaling_figure(
         dmin = min(p["data_size"] for p in mp)
         dmax = max(p["data_size"] for p in mp)
         for i, v in enumerate(values):
-            colour = cmap(i / max(len(values) - 1, 1) * 0.9)
+            colour = shade(method, i, len(values))
             vp = sorted((p for p in mp if p[factor] == v), key=lambda p: p["data_size"])
             if not vp:
                 continue
