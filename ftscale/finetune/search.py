@@ -89,6 +89,7 @@ class Loop:
     check_every: int
     phases: dict[str, float]
     live: Trial | None = None
+    on_dev: Any = None  # (trial, step, dev_loss) -> None after each dev evaluation (trackers)
 
     def _switch(self, trial: Trial, n_trials: int) -> None:
         import torch
@@ -141,6 +142,8 @@ class Loop:
                 t = time.perf_counter()
                 dev_loss = self.evaluate(self.dev_batches)
                 self.phases["dev_eval"] += time.perf_counter() - t
+                if self.on_dev is not None:
+                    self.on_dev(trial, step, dev_loss)
                 seg_start = time.perf_counter()
                 if not math.isfinite(dev_loss):
                     trial.diverged_step, trial.stop = step, "diverged"

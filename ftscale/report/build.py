@@ -3,12 +3,10 @@ embedded), the PNG figures, the fits JSON and the results table."""
 
 from __future__ import annotations
 
-import base64
-import html
-import re
 from pathlib import Path
 from typing import Any
 
+from ftscale.analysis.health import FACTOR_WORD, fmt_size, fmt_value, method_label
 from ftscale.fsutil import atomic_dir, atomic_write
 from ftscale.jsonio import to_json_text
 from ftscale.laws.critical import format_h
@@ -16,14 +14,26 @@ from ftscale.report import figures
 from ftscale.report.forgetting import (
     forgetting_findings,
     forgetting_points,
-    forgetting_table_rows,
+    forgetting_table,
     learn_forget_figure,
+)
+from ftscale.report.live import answer_facts
+from ftscale.report.sections import (
+    Bullets,
+    Figure,
+    Heading,
+    Section,
+    Table,
+    Text,
+    to_html,
+    to_markdown,
 )
 from ftscale.report.summary import (
     correlation_table,
     critical_closed_form_table,
     delta_table,
     findings,
+    fit_cautions,
     fmt_ci,
     params_table,
 )
@@ -64,123 +74,271 @@ def transfer_rows(results) -> list[dict[str, Any]]:
     return g.to_dict("records")
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 
-def render_markdown(
-    doc: dict[str, Any], figs: list[Path], results, transfer: list[dict[str, Any]]
-) -> str:
-    """The report as Markdown (figures referenced by file name). It opens with the answer
-    (:func:`answer_lines`) and lists every health flag under "Health"."""
-    lines = [f"# Study report: {doc['study']}", ""]
-    lines += answer_lines(doc)
+def _table(headers: list[str], rows: list[list[str]]) -> Table:
+    """A table; its "task" column left out where every row has the same task (the answer
+    names it)."""
+    if headers and headers[0] == "task" and len({r[0] for r in rows}) == 1:
+        return Table(headers[1:], [r[1:] for r in rows])
+    return Table(headers, rows)
+
+
+def _iv(iv: Any) -> str:
+    return f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv and iv[0] is not None else ""
+
+
+def answer_section(doc: dict[str, Any], results, next_runs: dict[str, Any] | None) -> list[Section]:
+    """The first screen: per task the recommendation (method, model, data size, predicted
+    loss with its interval, P(best)) and what it rests on (runs, law, held-out error)."""
+    facts = answer_facts(doc)
     n_runs = 0 if results is None else len(results)
     n_done = 0 if results is None else int((results["status"] == "done").sum())
-    lines += [
-        f"Factor scaled with finetuning data: **{doc['factor']}**. The answer and every table "
-        f"below rest on {n_done} finished runs of {n_runs} planned; {len(doc['points'])} points "
-        "(seed means).",
-        "",
-        "## Findings",
-        "",
-    ]
-    forget = forgetting_points(results)
-    lines += [f"- {s}" for s in findings(doc, results) + forgetting_findings(forget)] + [""]
-    lines += ["## Health", ""] + health_lines(doc)
-    lines += ["## Figures", ""]
-    for f in figs:
-        lines += [f"![{f.stem}]({f.name})", ""]
+    n_held = sum(1 for p in doc["points"] if p.get("heldout"))
+    blocks: list = []
+    for a in facts:
+        if not a["best"]:
+            blocks.append(Text(a["text"] or "no answer", lead=f"{a['task']}:"))
+            continue
+        where = a["model"] or fmt_value(a["factor_value"])
+        p = "no bootstrap draws" if a["p_best"] is None else f"P(best) {a['p_best']:.2f}"
+        loss = "" if a["predicted_loss"] is None else f"{a['predicted_loss']:.3f}"
+        blocks.append(
+            Text(
+                f"on {where} with {fmt_size(a['data_size'])} examples: predicted test loss "
+                f"{loss}{_iv(a['interval'])} nats/token (95% interval), {p}"
+                + (f" over {a['n_draws']} draws." if a.get("n_draws") else "."),
+                lead=f"{a['task']}: use {a['best_label']}",
+            )
+        )
+        others = [
+            f"{method_label(r['method'])} {r['predicted_loss']:.3f}{_iv(r.get('interval'))}"
+            for r in a["ranking"]
+            if r.get("method") != a["best"] and r.get("predicted_loss") is not None
+        ]
+        if others:
+            blocks.append(Text("; ".join(others) + " nats/token.", lead="Others there:"))
+        errs = {
+            f["group"]["method"]: f.get("delta_h")
+            for f in doc["fits"]
+            if f["law"] == a["law"] and f["group"].get("task") == a["task"] and f["factor"]
+        }
+        held = ", ".join(
+            f"{method_label(m)} {v:.3f}" for m, v in sorted(errs.items()) if v is not None
+        )
+        blocks.append(
+            Text(
+                f"{n_done} finished runs of {n_runs} planned ({len(doc['points'])} points, seed "
+                f"means); the {a['law']} law per method, fitted without {n_held} held-out "
+                "points"
+                + (f" and scored on them: error {held} nats/token." if held else ".")
+                + (f" {len(a['flags'])} flags qualify it (below)." if a["flags"] else ""),
+                lead="Rests on:",
+            )
+        )
+    if not facts:
+        blocks.append(Text("No answer: no law could be fitted to these runs."))
+    return [Section(f"Answer ({doc['factor'].replace('_', ' ')} scaled)", blocks, key="answer")]
+
+
+def next_runs_section(next_runs: dict[str, Any] | None) -> Section:
+    """The top suggestions of ``study suggest`` with their cost."""
+    sec = Section("What to run next", key="next")
+    if next_runs is None:
+        sec.blocks.append(Text("No suggestion: the study could not be fitted for one."))
+        return sec
+    rows = next_runs.get("suggestions") or []
+    if not rows:
+        why = (
+            "every planned run has finished. To sharpen the answer, add data sizes or seeds "
+            "where the flags point and run again."
+            if next_runs.get("mode") == "exhausted"
+            else "no unfinished run is expected to sharpen the answer."
+        )
+        sec.blocks.append(Text(why, lead="Nothing left to suggest:"))
+        return sec
+    unit = "core-s" if next_runs.get("cost_units") == "core-seconds" else "relative"
+    sec.blocks.append(
+        Table(
+            ["method", "model", "data (examples)", "seed", f"cost ({unit})", "P(not best) after"],
+            [
+                [
+                    method_label(r["method"]),
+                    str(r["model"]),
+                    f"{r['data_size']:g}",
+                    str(r["seed"]),
+                    f"{r['cost']:.3g}",
+                    _fmt(r.get("expected_uncertainty")),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    sec.blocks.append(Text(f"`ftscale study suggest` ({next_runs.get('question', '')})."))
+    return sec
+
+
+#: What the user should do about each kind of flag, said once per kind.
+FLAG_ACTIONS = {
+    "extrapolated": "Beyond the runs: run the methods near these data sizes before relying on "
+    "them.",
+    "law": "Laws that miss their held-out points: their predictions beyond the fitted runs are "
+    "not reliable. Check the held-out runs, add runs between the fitted and held-out sizes, or "
+    "compare another law.",
+    "curve": "Curves that rise with data: check these runs' learning rate and steps.",
+    "caution": "Fits to read with care.",
+}
+
+
+def _range(rng: Any) -> str:
+    return f"{rng[0]:g}-{rng[1]:g}" if rng else "-"
+
+
+def flag_tables(doc: dict[str, Any]) -> dict[str, Table | Bullets]:
+    """Every flag of the answer, the health checks and the fits, once, grouped by what to do
+    (:data:`FLAG_ACTIONS`): the extrapolations and the laws as tables of their numbers, the
+    rest as their messages. A record without the expected fields is shown by its message."""
+    factor = doc["factor"]
+    health = doc.get("health") or {}
+    at = f"{FACTOR_WORD.get(factor, factor)}"
+    extra: dict[tuple, list] = {}
+    loose: dict[str, list[str]] = {k: [] for k in FLAG_ACTIONS}
+
+    def add(key: tuple, what: str, x: float, d: str, rng: Any) -> None:
+        row = extra.setdefault(key, [what, [], _range(rng)])
+        row[1].append(f"{fmt_value(x)}: {d}")
+
+    for a in (doc.get("answer") or {}).get("tasks") or []:
+        ranking = {r.get("method"): r for r in a.get("ranking") or []}
+        for f in a.get("flags") or []:
+            r = ranking.get(f.get("method"))
+            if f.get("kind") == "data_size" and r is not None and a.get(factor) is not None:
+                m = method_label(f["method"])
+                add(("loss", a["task"], m), f"{m}'s loss in the answer", a[factor],
+                    fmt_size(a["data_size"]), r.get("measured_range"))  # fmt: skip
+            elif f.get("kind") not in ("flip", "data_size", "law", "curve"):
+                # flips, laws and curves: from the health lists below
+                loose.setdefault(f.get("kind", "caution"), []).append(f["message"])
+    for c in health.get("critical", []):
+        try:
+            pair = " vs ".join(method_label(m) for m in c["methods"])
+            add(("crit", c["task"], pair), f"critical size {pair}", c["x"],
+                fmt_size(c["critical_data_size"]), c.get("measured_range"))  # fmt: skip
+        except (KeyError, TypeError):
+            loose["extrapolated"].append(c["message"])
+    for fl in health.get("flips", []):
+        try:
+            pair = f"{method_label(fl['from'])} -> {method_label(fl['to'])}"
+            add(("flip", fl["task"], pair), f"best method {pair}", fl[factor],
+                "~" + fmt_size(fl["data_size"]), fl.get("measured_range"))  # fmt: skip
+        except (KeyError, TypeError):
+            loose["extrapolated"].append(fl["message"])
+    laws = []
+    one_task = len({p["task"] for p in doc["points"]}) == 1
+    for r in health.get("laws", []):
+        if r.get("delta_h") is None:
+            loose["law"].append(r["message"])
+            continue
+        laws.append(
+            [
+                method_label(r["method"]) + ("" if one_task else f" ({r['task']})"),
+                str(r.get("law")) + (f" at {fmt_value(r[factor])}" if r.get(factor) else ""),
+                _fmt(r.get("delta_h")),
+                _fmt(r.get("delta_e")),
+                _fmt(r.get("noise")),
+            ]
+        )
+    loose["curve"] += [r["message"] for r in health.get("curves", [])]
+    loose["caution"] += fit_cautions(doc)
+    out: dict[str, Table | Bullets] = {}
+    if extra:
+        heads = ["what", f"{at}: data (examples)", "runs cover (examples)"]
+        rows = [[what, "; ".join(xs), rng] for what, xs, rng in extra.values()]
+        out["extrapolated"] = Table(heads, rows)
+    if laws:
+        heads = ["method", "law", "held-out Δh", "fit Δe", "expected noise (nats/token)"]
+        out["law"] = Table(heads, laws)
+    for k, msgs in loose.items():
+        if msgs:
+            have = out.get(k)
+            items = list(dict.fromkeys(msgs))
+            out[k if have is None else f"{k}:more"] = Bullets(items)
+    return out
+
+
+def flags_section(doc: dict[str, Any]) -> Section:
+    groups = flag_tables(doc)
+    sec = Section("What to do about the flags", key="flags")
+    if not groups:
+        sec.blocks.append(
+            Text(
+                "no curve rises with data beyond its seed spread, no law misses its held-out "
+                "points, and no crossing or change of the best method lies outside the runs "
+                '(docs/laws.md, "Health checks").',
+                lead="No flags:",
+            )
+        )
+    for k, block in groups.items():
+        action = FLAG_ACTIONS.get(k.split(":")[0], "")
+        if action and not k.endswith(":more"):
+            sec.blocks.append(Text(action))
+        sec.blocks.append(block)
+    return sec
+
+
+def table_sections(doc: dict[str, Any], results, transfer, forget) -> list[Section]:
+    """The paper's tables, folded, with units in the headers."""
+    out = []
     pt = params_table(doc)
-    lines += ["## Fitted parameters (Table 4; 95% bootstrap intervals)", ""]
     if pt:
         names = [k for k in PARAM_ORDER if any(k in r for r in pt)]
+        unit = {"E": "E (nats/token)", "D_l": "D_l (examples)"}
         rows = [
             [r["task"], figures.method_label(r["method"]), r["law"]]
             + [fmt_ci(r[k], r.get(f"{k}_ci")) if k in r else "" for k in names]
             + ["yes" if r["converged"] else "no"]
             for r in pt
         ]
-        lines += [_md_table(["task", "method", "law", *names, "converged"], rows), ""]
+        blocks: list = [
+            _table(["task", "method", "law", *(unit.get(k, k) for k in names), "converged"], rows)
+        ]
     else:
-        lines += ["No law could be fitted.", ""]
+        blocks = [Text("No law could be fitted.")]
+    out.append(Section("Fitted parameters (Table 4; 95% bootstrap intervals)", blocks))
     dt = delta_table(doc)
-    lines += ["## Fit quality: multiplicative vs additive (Tables 2 and 6, nats/token)", ""]
     if dt:
         rows = [
-            [
-                r["task"],
-                figures.method_label(r["method"]),
-                *(
-                    _fmt(r.get(f"{law}_delta_{k}"))
-                    for law in ("multiplicative", "additive")
-                    for k in ("e", "h")
-                ),
+            [r["task"], figures.method_label(r["method"])]
+            + [
+                _fmt(r.get(f"{law}_delta_{k}"))
+                for law in ("multiplicative", "additive")
+                for k in ("e", "h")
             ]
             for r in dt
         ]
-        lines += [_md_table(["task", "method", "mult Δe", "mult Δh", "add Δe", "add Δh"], rows), ""]
-    cf = critical_closed_form_table(doc)
-    lines += ["## Critical finetuning data size (Table 5: D_c = H · X^γ, exact when E1 = E2)", ""]
-    if cf:
-        rows = [
-            [
-                r["task"],
-                r["pair"],
-                format_h(r),
-                _fmt(r["gamma"]),
-                "; ".join(
-                    f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}"
-                    + (" (extrapolated)" if out else "")
-                    for (x, d), out in zip(
-                        r["numeric"],
-                        r.get("extrapolated") or [False] * len(r["numeric"]),
-                        strict=True,
-                    )
-                ),
-            ]
-            for r in cf
-        ]
-        lines += [
-            _md_table(
-                ["task", "methods", "H", "γ", "numeric first crossing by factor value"], rows
-            ),
-            "",
-        ]
-        if any(r["defined"] is False for r in cf):
-            lines += [
-                "H undefined: the two methods' betas are equal within their 95% bootstrap "
-                "intervals, so 1 / (β1 - β2), and with it D_c = H · X^γ, has no defined value in "
-                "these runs.",
-                "",
-            ]
-        if any(any(r.get("extrapolated") or []) for r in cf):
-            lines += [
-                "(extrapolated): the crossing lies outside the data sizes that both methods ran at "
-                "that factor value: extrapolated beyond the runs.",
-                "",
-            ]
-    else:
-        lines += ["Fewer than two methods with a multiplicative fit: no critical sizes.", ""]
+        heads = ["mult Δe", "mult Δh", "add Δe", "add Δh"]
+        out.append(
+            Section(
+                "Fit quality: multiplicative vs additive (Tables 2 and 6; nats/token)",
+                [_table(["task", "method", *heads], rows)],
+            )
+        )
+    out.append(critical_section(doc))
     ct = correlation_table(results)
-    lines += ["## Test loss vs generation quality (Table 7: Pearson r across runs)", ""]
     if ct:
         rows = [
-            [
-                r["task"],
-                figures.method_label(r["method"]),
-                r["metric"],
-                f"{r['pearson']:.3f}",
-                str(r["n"]),
-            ]
+            [r["task"], figures.method_label(r["method"]), r["metric"], f"{r['pearson']:.3f}"]
+            + [str(r["n"])]
             for r in ct
         ]
-        lines += [_md_table(["task", "method", "metric", "r", "runs"], rows), ""]
-    else:
-        lines += ["No runs with generation metrics.", ""]
-    lines += ["## Transfer to related tasks (mean over models, seeds and source languages)", ""]
+        out.append(
+            Section(
+                "Test loss vs generation quality (Table 7: Pearson r across runs)",
+                [_table(["task", "method", "metric", "r", "runs"], rows)],
+            )
+        )
     if transfer:
         rows = [
             [
@@ -194,64 +352,119 @@ def render_markdown(
             ]
             for r in transfer
         ]
-        lines += [_md_table(["task", "method", "data", "shots", "BLEU", "chrF", "loss"], rows), ""]
-    else:
-        lines += ["No transfer evaluation in this study.", ""]
-    lines += [
-        "## Forgetting (change of loss on held-out general text, nats/token; mean ± seed spread)",
-        "",
-    ]
+        heads = ["data (examples)", "shots", "BLEU", "chrF", "loss (nats/token)"]
+        out.append(
+            Section(
+                "Transfer to related tasks (mean over models, seeds and source languages)",
+                [_table(["task", "method", *heads], rows)],
+            )
+        )
     if forget:
-        lines += [
-            _md_table(
-                ["task", "method", "model", "data", "forgetting", "test loss", "seeds"],
-                forgetting_table_rows(forget),
+        heads, rows = forgetting_table(forget)
+        seeds = sorted({int(p["n_seeds"]) for p in forget})
+        out.append(
+            Section(
+                "Forgetting (change of loss on held-out general text; mean ± seed spread)",
+                [
+                    Text(
+                        "Nats/token, by finetuning data size (examples); "
+                        f"{'-'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))}"
+                        " seeds per cell."
+                    ),
+                    _table(heads, rows),
+                ],
+            )
+        )
+    out += compute_sections(doc) + pet_size_sections(doc)
+    for sec in out:
+        sec.folded = True
+    return out
+
+
+def critical_section(doc: dict[str, Any]) -> Section:
+    """Table 5: the closed-form critical data size and the numeric first crossings."""
+    title = "Critical finetuning data size (Table 5: D_c = H · X^γ, exact when E1 = E2)"
+    cf = critical_closed_form_table(doc)
+    if not cf:
+        return Section(title, [Text("Fewer than two methods with a multiplicative fit.")])
+    rows = [
+        [
+            r["task"],
+            r["pair"],
+            format_h(r),
+            _fmt(r["gamma"]),
+            "; ".join(
+                f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}" + ("*" if out else "")
+                for (x, d), out in zip(
+                    r["numeric"],
+                    r.get("extrapolated") or [False] * len(r["numeric"]),
+                    strict=True,
+                )
             ),
-            "",
         ]
-    else:
-        lines += ["No run measured forgetting (forget_examples = 0).", ""]
-    lines += compute_lines(doc) + pet_size_lines(doc)
-    return "\n".join(lines) + "\n"
+        for r in cf
+    ]
+    heads = ["task", "methods", "H (examples)", "γ", "first crossing by factor value (examples)"]
+    blocks: list = [_table(heads, rows)]
+    if any(r["defined"] is False for r in cf):
+        blocks.append(
+            Text(
+                "H undefined: the two methods' betas are equal within their 95% bootstrap "
+                "intervals, so 1 / (β1 - β2), and with it D_c = H · X^γ, has no defined value in "
+                "these runs."
+            )
+        )
+    if any(any(r.get("extrapolated") or []) for r in cf):
+        blocks.append(
+            Text(
+                "*: outside the data sizes both methods ran at that factor value "
+                "(extrapolated beyond the runs)."
+            )
+        )
+    return Section(title, blocks)
 
 
-def compute_lines(doc: dict[str, Any]) -> list[str]:
+def compute_sections(doc: dict[str, Any]) -> list[Section]:
     """Critical training budgets (``critical_flops``): where two methods' losses cross when
     each gets the data its fitted cost model affords at the same FLOPs."""
     rows = []
+    values = sorted({p["x"] for c in doc.get("critical_flops", []) for p in c["points"]})
     for c in doc.get("critical_flops", []):
         errs = ", ".join(
             f"{figures.method_label(m)} " + ("?" if cm["error"] is None else f"{cm['error']:.2g}")
             for m, cm in zip(c["methods"], c["cost_models"], strict=True)
         )
-        for p in c["points"]:
-            b = p["critical_budget"]
-            rows.append(
-                [
-                    c["task"],
-                    f"{figures.method_label(c['methods'][0])} vs {figures.method_label(c['methods'][1])}",
-                    f"{p['x']:.3g}",
-                    ("none in range" if b is None else f"{b:.3g}")
-                    + (" (extrapolated beyond the runs)" if p.get("extrapolated") else ""),
-                    errs,
-                ]
+        cells = {
+            p["x"]: (
+                "none in range" if p["critical_budget"] is None else f"{p['critical_budget']:.3g}"
             )
+            + (" (extrapolated beyond the runs)" if p.get("extrapolated") else "")
+            for p in c["points"]
+        }
+        pair = " vs ".join(figures.method_label(m) for m in c["methods"])
+        rows.append([c["task"], pair, *(cells.get(x, "") for x in values), errs])
     if not rows:
         return []
     return [
-        "## Compute-matched choice (critical training FLOPs)",
-        "",
-        "At a training budget of F FLOPs each method trains on the data its fitted cost model "
-        "(cost = exp(c0) X^c1 D^c2, from the runs' `flops`) affords; the budget where the "
-        "methods' predicted losses cross (`ftscale recommend --budget-flops F`, `ftscale "
-        "critical --axis flops`). Cost-model error: RMS of the log residuals.",
-        "",
-        _md_table(["task", "methods", "factor value", "critical FLOPs", "cost-model error"], rows),
-        "",
+        Section(
+            "Compute-matched choice (critical training FLOPs)",
+            [
+                Text(
+                    "The training budget (FLOPs) at which the methods' predicted losses cross "
+                    "when each trains on the data its fitted cost model affords, by factor value "
+                    "(`ftscale critical --axis flops`). Cost-model error: RMS of the log "
+                    "residuals."
+                ),
+                _table(
+                    ["task", "methods", *(f"{x:.3g}" for x in values), "cost-model error"],
+                    rows,
+                ),
+            ],
+        )
     ]
 
 
-def pet_size_lines(doc: dict[str, Any]) -> list[str]:
+def pet_size_sections(doc: dict[str, Any]) -> list[Section]:
     """The PET size to use per method (``pet_size_choice`` of a pet_size study)."""
     rows = []
     for c in doc.get("pet_size_choice", []):
@@ -272,125 +485,72 @@ def pet_size_lines(doc: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     return [
-        "## PET size to use (LoRA rank / prompt length)",
-        "",
-        "Among the sizes run: the one with the lowest predicted loss at the data size, and the "
-        "smallest within the tolerance of it (its predicted loss with the 95% bootstrap "
-        "interval). The scaling figure marks both.",
-        "",
-        _md_table(
-            ["task", "method", "data", "best", "smallest within tolerance", "its loss", "tol."],
-            rows,
-        ),
-        "",
-    ]
-
-
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}"
-
-
-def answer_lines(doc: dict[str, Any]) -> list[str]:
-    """The report's opening: per task, the recommended method at the largest factor value and
-    data size with its certainty (:func:`ftscale.analysis.study.answer_of`), and the flags that
-    qualify it as a list."""
-    tasks = (doc.get("answer") or {}).get("tasks") or []
-    if not tasks:
-        return []
-    out = []
-    for a in tasks:
-        out += [f"**Answer.** {a['text']}", ""]
-        out += [f"- {f['message']}" for f in a["flags"]]
-        if a["flags"]:
-            out.append("")
-    return out
-
-
-def health_lines(doc: dict[str, Any]) -> list[str]:
-    """Every health flag of the fits (curves that rise with data, laws that do not extrapolate,
-    crossings and flips beyond the runs) and of the answer (data sizes outside the runs), one
-    item each, in words a user acts on."""
-    health = doc.get("health") or {}
-    msgs = [
-        r["message"] for k in ("curves", "laws", "critical", "flips") for r in health.get(k, [])
-    ]
-    for a in (doc.get("answer") or {}).get("tasks") or []:
-        msgs += [f["message"] for f in a["flags"] if f["kind"] == "data_size"]
-    if not msgs:
-        return [
-            "No flags: no curve rises with data by more than its seed spread, no law misses its "
-            "held-out points, and no critical data size or change of the best method lies "
-            'outside the runs (definitions: docs/laws.md, "Health checks").',
-            "",
-        ]
-    return [f"- {m}" for m in dict.fromkeys(msgs)] + [""]
-
-
-def render_html(markdown: str, folder: Path) -> str:
-    """A self-contained HTML page from the report's Markdown: tables, lists, headings and the
-    figures embedded as base64 PNG."""
-    body: list[str] = []
-    in_list = False
-    table: list[str] = []
-
-    def flush_table() -> None:
-        if not table:
-            return
-        head = [c.strip() for c in table[0].strip("|").split("|")]
-        body.append(
-            "<table><thead><tr>"
-            + "".join(f"<th>{html.escape(c)}</th>" for c in head)
-            + "</tr></thead><tbody>"
+        Section(
+            "PET size to use (LoRA rank / prompt length)",
+            [
+                Text(
+                    "Among the sizes run: the one with the lowest predicted loss at the data "
+                    "size, and the smallest within the tolerance of it (its predicted loss with "
+                    "the 95% bootstrap interval). The scaling figure marks both."
+                ),
+                _table(
+                    ["task", "method", "data (examples)", "best", "smallest within tolerance"]
+                    + ["its loss (nats/token)", "tol. (nats/token)"],
+                    rows,
+                ),
+            ],
         )
-        for row in table[2:]:
-            cells = [c.strip() for c in row.strip("|").split("|")]
-            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-        body.append("</tbody></table>")
-        table.clear()
+    ]
 
-    def inline(text: str) -> str:
-        text = html.escape(text)
-        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
 
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("- "):
-            if not in_list:
-                body.append("<ul>")
-                in_list = True
-            body.append(f"<li>{inline(line[2:])}</li>")
-            continue
-        if in_list:
-            body.append("</ul>")
-            in_list = False
-        m = re.match(r"!\[(.*?)\]\((.+?)\)", line)
-        if m:
-            data = base64.b64encode((folder / m.group(2)).read_bytes()).decode()
-            body.append(
-                f'<figure><img alt="{html.escape(m.group(1))}" src="data:image/png;base64,{data}"></figure>'
-            )
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    flush_table()
-    if in_list:
-        body.append("</ul>")
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#f3f3f3}"
-        "img{max-width:100%}figure{margin:1em 0}li{margin:0.3em 0}"
+def report_sections(
+    doc: dict[str, Any],
+    figs: list[Path],
+    results,
+    transfer: list[dict[str, Any]],
+    next_runs: dict[str, Any] | None = None,
+    answer_figs: list[Path] | None = None,
+) -> list[Section]:
+    """The report, top to bottom: the answer; its figure beside what to run next and what to
+    do about the flags (the first screen); then, folded, the findings, the other figures and
+    the paper's tables."""
+    forget = forgetting_points(results)
+    first = answer_section(doc, results, next_runs)
+    side = Section("", [Figure(p, p.stem) for p in answer_figs or []], key="answer-figure")
+    found = findings(doc, results) + forgetting_findings(forget)
+    rest = [
+        Section("Findings", [Bullets(found)] if found else [Text("None.")], folded=True),
+        Section("Figures", [Figure(p, p.stem) for p in figs], folded=True, key="figures"),
+        *table_sections(doc, results, transfer, forget),
+    ]
+    nxt, flags = next_runs_section(next_runs), flags_section(doc)
+    todo = Section(
+        "", [Heading(nxt.title), *nxt.blocks, Heading(flags.title), *flags.blocks], key="todo"
     )
-    title = html.escape(markdown.splitlines()[0].lstrip("# "))
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    return [*first, side, todo, *rest]
+
+
+def report_title(doc: dict[str, Any]) -> str:
+    return f"Study report: {doc['study']}"
+
+
+def render_markdown(
+    doc: dict[str, Any],
+    figs: list[Path],
+    results,
+    transfer: list[dict[str, Any]],
+    next_runs: dict[str, Any] | None = None,
+    answer_figs: list[Path] | None = None,
+) -> str:
+    """The report as Markdown (:func:`report_sections`; figures referenced by file name)."""
+    return to_markdown(
+        report_title(doc), report_sections(doc, figs, results, transfer, next_runs, answer_figs)
     )
+
+
+def render_html(sections: list[Section], title: str, folder: Path) -> str:
+    """The same sections as one self-contained page (figures embedded)."""
+    return to_html(title, sections, folder, first=2)
 
 
 def build_report(
@@ -418,9 +578,13 @@ def build_report(
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, kind="report", owned=_legacy_report_file) as tmp:
         figs: list[Path] = []
+        answer_figs: list[Path] = []
         tasks = sorted({p["task"] for p in doc["points"]})
         transfer = transfer_rows(results)
         for task in tasks:
+            p = figures.answer_figure(doc, task, tmp)
+            if p is not None:
+                answer_figs.append(p)
             for maker in (figures.scaling_figure, figures.critical_figure):
                 p = maker(doc, task, tmp)
                 if p is not None:
@@ -431,15 +595,30 @@ def build_report(
             p = learn_forget_figure(forgetting_points(results), task, tmp)
             if p is not None:
                 figs.append(p)
-        md = render_markdown(doc, figs, results, transfer)
+        next_runs = suggest_next(study, store, doc, data_hashes)
+        sections = report_sections(doc, figs, results, transfer, next_runs, answer_figs)
         with atomic_write(tmp / "report.md") as fh:
-            fh.write(md)
+            fh.write(to_markdown(report_title(doc), sections))
         with atomic_write(tmp / "report.html") as fh:
-            fh.write(render_html(md, tmp))
+            fh.write(render_html(sections, report_title(doc), tmp))
         with atomic_write(tmp / "fits.json") as fh:
             fh.write(to_json_text(doc))
         results.drop(columns=["transfer"]).to_csv(tmp / "results.csv", index=False)
     return out_dir
+
+
+def suggest_next(
+    study, store, doc: dict[str, Any], data_hashes: dict[str, str] | None = None, n: int = 3
+) -> dict[str, Any] | None:
+    """``study suggest``'s top ``n`` runs for the default question (None where it has no
+    answer for these runs: a study it cannot read a question from)."""
+    from ftscale.errors import UserError
+    from ftscale.study.adaptive import suggest
+
+    try:
+        return suggest(study, store, doc, None, n=n, data_hashes=data_hashes)
+    except UserError:
+        return None
 
 
 def _legacy_report_file(entry: Path) -> bool:

@@ -32,6 +32,15 @@ def method_colour(method: str) -> str:
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
 
 
+def shade(method: str, i: int, n: int) -> tuple[float, float, float]:
+    """The method's colour for the ``i``-th of ``n`` factor values: light for the smallest,
+    the method's own colour for the largest (so every figure keeps one hue per method)."""
+    from matplotlib.colors import to_rgb
+
+    t = 0.35 + 0.65 * (i / max(n - 1, 1))
+    return tuple(1.0 - t * (1.0 - c) for c in to_rgb(method_colour(method)))
+
+
 def _plt():
     import matplotlib
 
@@ -100,10 +109,9 @@ def scaling_figure(
     }
     plt = _plt()
     fig, axes = plt.subplots(
-        1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True
+        1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True, sharex=True
     )
     values = sorted({p[factor] for p in pts})
-    cmap = plt.get_cmap("viridis")
     for ax, method in zip(axes[0], methods, strict=True):
         mp = [p for p in pts if p["method"] == method]
         fit = fits.get(method)
@@ -112,7 +120,7 @@ def scaling_figure(
         dmin = min(p["data_size"] for p in mp)
         dmax = max(p["data_size"] for p in mp)
         for i, v in enumerate(values):
-            colour = cmap(i / max(len(values) - 1, 1) * 0.9)
+            colour = shade(method, i, len(values))
             vp = sorted((p for p in mp if p[factor] == v), key=lambda p: p["data_size"])
             if not vp:
                 continue
@@ -284,3 +292,87 @@ def transfer_figure(
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"{task}: transfer to related tasks after finetuning", fontsize=9)
     return save_figure(fig, out / f"transfer_{task}.png")
+
+
+def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = None) -> Path | None:
+    """The answer's figure: test loss against finetuning data at the answer's factor value
+    (the model the answer is for), one colour per method: its seed-mean points (hollow where
+    held out of the fit), its fitted law (dashed beyond its largest fitted data size) and, at
+    the answer's data size, its prediction with the 95% interval; the recommended method's
+    marked by a star. Returns the PNG path, or None without an answer to draw."""
+    answer = doc.get("answer") or {}
+    law = law or answer.get("law") or "multiplicative"
+    factor = doc["factor"]
+    entry = next((a for a in answer.get("tasks") or [] if a.get("task") == task), None)
+    if entry is None or entry.get(factor) is None:
+        return None
+    x, d_ans = entry[factor], entry["data_size"]
+    pts = [p for p in doc["points"] if p["task"] == task and p[factor] == x]
+    if not pts:
+        return None
+    fits = {
+        f["group"]["method"]: f
+        for f in doc["fits"]
+        if f["group"].get("task") == task and f["law"] == law and f["factor"] is not None
+    }
+    ranking = {r["method"]: r for r in entry.get("ranking") or []}
+    methods = sorted(
+        {p["method"] for p in pts} | set(ranking),
+        key=lambda m: list(METHODS).index(m) if m in METHODS else 99,
+    )
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.3))
+    dmin = min(p["data_size"] for p in pts)
+    dmax = max(max(p["data_size"] for p in pts), d_ans)
+    for m in methods:
+        colour = method_colour(m)
+        mp = sorted((p for p in pts if p["method"] == m), key=lambda p: p["data_size"])
+        labelled = False
+        for held in (False, True):
+            sel = [p for p in mp if p["heldout"] == held]
+            if sel:
+                ax.errorbar(
+                    [p["data_size"] for p in sel],
+                    [p["loss"] for p in sel],
+                    yerr=[p["loss_std"] for p in sel],
+                    fmt="o",
+                    ms=4.5,
+                    mfc="white" if held else colour,
+                    color=colour,
+                    capsize=2,
+                    lw=0.8,
+                    label=None if labelled else method_label(m),
+                )
+                labelled = True
+        fit = fits.get(m)
+        if fit is not None:
+            model = law_from_record(fit)
+            own = [p["data_size"] for p in doc["points"] if p["task"] == task and p["method"] == m]
+            edge = max([p["data_size"] for p in mp if not p["heldout"]] or own)
+            for lo, hi, ls in ((dmin, edge, "-"), (edge, dmax * 1.3, "--")):
+                if hi > lo:
+                    g = np.geomspace(lo, hi, 40)
+                    ax.plot(g, model.predict(x, g), ls, color=colour, lw=1.2)
+        r = ranking.get(m)
+        if r and r.get("predicted_loss") is not None:
+            iv = r.get("interval")
+            if iv and iv[0] is not None:
+                ax.plot([d_ans, d_ans], iv, color=colour, lw=4, alpha=0.35, solid_capstyle="butt")
+            star = m == entry.get("best")
+            ax.plot(
+                d_ans, r["predicted_loss"], "*" if star else "_", ms=14 if star else 10,
+                color=colour, mec="black" if star else colour, mew=0.6,
+            )  # fmt: skip
+    ax.axvline(d_ans, color="0.5", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    _plain_log_ticks(ax, plt)
+    ax.set_xlabel("finetuning data (examples)")
+    ax.set_ylabel("test loss (nats/token)")
+    who = entry.get("model") or _fmt_value(x)
+    ax.set_title(
+        f"{task} on {who}: {law} law per method; star: the answer\n"
+        "hollow = held out of the fit, dashed = extrapolation, bar = 95% interval",
+        fontsize=8,
+    )
+    ax.legend(fontsize=7)
+    return save_figure(fig, out / f"answer_{task}.png")

@@ -85,76 +85,61 @@ def equal_loss_comparison(curves: dict[str, tuple]) -> dict[str, Any] | None:
 
 
 def _at_equal_loss(cmp: dict[str, Any]) -> str:
-    lo, hi = cmp["overlap"]
-    vals = ", ".join(
-        f"{method_label(m)} {v:+.4f}"
+    vals = " < ".join(
+        f"{method_label(m)} {v:+.3f}"
         for m, v in sorted(cmp["forgetting"].items(), key=lambda kv: kv[1])
     )
-    return (
-        f"at equal finetuned test loss {cmp['level']:.3f} nats/token (the middle of the "
-        f"common range {lo:.3f}-{hi:.3f}), {method_label(cmp['least'])} forgets least "
-        f"(change of loss on general text, interpolated: {vals} nats/token)"
-    )
+    return f"at test loss {cmp['level']:.3f}: {vals}"
 
 
 def forgetting_findings(points: list[dict[str, Any]]) -> list[str]:
     """One sentence per (task, model) with two or more methods: which method forgets least at
-    equal finetuned loss; where the ranges of all methods share no level, the pairs that do
-    overlap are compared, and a pair that does not is not."""
+    equal finetuned test loss (the middle of the methods' common loss range; forgetting
+    interpolated, nats/token); where all methods share no level, each overlapping pair is
+    compared, and a pair that does not overlap is not."""
     out = []
     for task in sorted({p["task"] for p in points}):
         for model in sorted({p["model"] for p in points if p["task"] == task}):
-            cmp = equal_loss_comparison(_curves(points, task, model))
+            curves = _curves(points, task, model)
+            cmp = equal_loss_comparison(curves)
             if cmp is None:
                 continue
-            where = f"{task}, {model}"
+            where = f"Forgetting ({task}, {model}; least first): "
             if cmp["overlap"] is not None:
-                out.append(f"Forgetting ({where}): " + _at_equal_loss(cmp) + ".")
+                out.append(where + _at_equal_loss(cmp) + " nats/token.")
                 continue
-            spans = "; ".join(
-                f"{method_label(m)} {a:.3f}-{b:.3f}" for m, (a, b) in cmp["ranges"].items()
-            )
-            curves = _curves(points, task, model)
-            pairs = []
             names = list(curves)
+            pairs = []
             for i, a in enumerate(names):
                 for b in names[i + 1 :]:
                     sub = equal_loss_comparison({a: curves[a], b: curves[b]})
                     if sub["overlap"] is not None:
                         pairs.append(_at_equal_loss(sub))
-            text = (
-                f"Forgetting ({where}): the methods' finetuned test-loss ranges ({spans} "
-                "nats/token) have no level in common"
-            )
-            if pairs:
-                text += "; pairwise where two overlap: " + "; ".join(pairs) + "."
-            else:
-                text += ", and no two of them overlap: no comparison at equal loss."
-            out.append(text)
+            out.append(
+                where
+                + ("; ".join(pairs) + " nats/token (pairs; no level common to all)." if pairs
+                   else "the methods' test losses share no level: no comparison.")
+            )  # fmt: skip
     return out
 
 
-def forgetting_table_rows(points: list[dict[str, Any]]) -> list[list[str]]:
-    """Rows of the "Forgetting" table: task, method, model, data size, mean forgetting ± seed
-    spread (nats/token), seeds."""
-    rows = []
+def forgetting_table(points: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The "Forgetting" table: one row per (task, method, model), one column per data size
+    (examples) holding the mean forgetting ± its seed spread (nats/token)."""
+    sizes = sorted({p["data_size"] for p in points})
     rank = {m: i for i, m in enumerate(_order({p["method"] for p in points}))}
-    for p in sorted(
-        points, key=lambda p: (p["task"], rank[p["method"]], str(p["model"]), p["data_size"])
-    ):
-        spread = p["forgetting_std"]
-        rows.append(
-            [
-                p["task"],
-                method_label(p["method"]),
-                str(p["model"]),
-                f"{p['data_size']:g}",
-                f"{p['forgetting']:+.4f} ± {spread:.4f}",
-                f"{p['loss']:.4f}",
-                str(int(p["n_seeds"])),
-            ]
+    rows: dict[tuple, dict[float, str]] = {}
+    for p in points:
+        key = (p["task"], rank[p["method"]], p["method"], str(p["model"]))
+        rows.setdefault(key, {})[p["data_size"]] = (
+            f"{p['forgetting']:+.3f}±{p['forgetting_std']:.3f}"
         )
-    return rows
+    heads = ["task", "method", "model", *(f"{d:g}" for d in sizes)]
+    body = [
+        [k[0], method_label(k[2]), k[3], *(cells.get(d, "") for d in sizes)]
+        for k, cells in sorted(rows.items())
+    ]
+    return heads, body
 
 
 def learn_forget_figure(points: list[dict[str, Any]], task: str, out: Path) -> Path | None:

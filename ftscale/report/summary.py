@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ftscale.analysis.health import FACTOR_WORD, intervals_separate
+from ftscale.analysis.health import FACTOR_WORD, fmt_value, intervals_separate
 from ftscale.laws.critical import DEFAULT_RANGE
 from ftscale.report.figures import method_label
 
@@ -159,8 +159,8 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                 )
                 continue
             exps = (
-                f"alpha = {fmt_ci(a, ci.get('alpha'), '.3f')} for {word}, "
-                f"beta = {fmt_ci(b, ci.get('beta'), '.3f')} for finetuning data"
+                f"alpha {fmt_ci(a, ci.get('alpha'), '.3f')} ({word}), "
+                f"beta {fmt_ci(b, ci.get('beta'), '.3f')} (data)"
             )
             apart = intervals_separate(ci.get("alpha"), ci.get("beta"))
             if apart is None:
@@ -171,10 +171,7 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                     f"{task}, {method_label(m)}: scaling {more} lowers the loss faster ({exps})."
                 )
             else:
-                out.append(
-                    f"{task}, {method_label(m)}: the exponents for {word} and for finetuning data "
-                    f"({exps}) are not distinguishable in these runs."
-                )
+                out.append(f"{task}, {method_label(m)}: {exps} are not distinguishable.")
         # Data hunger: the largest beta, where its interval lies above every other method's.
         if len(tm) > 1:
             out.append(_data_hunger(task, tm))
@@ -194,31 +191,12 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
                 + ", ".join(f"{method_label(m)} {dm:.4f} vs {da:.4f}" for m, dm, da in both)
                 + ")."
             )
-        # Fit quality warnings.
-        for m, f in sorted(tm.items()):
-            if floor_vanishes(f, doc["points"]):
-                e = f["params"]["E"]
-                out.append(
-                    f"{task}, {method_label(m)}: the fitted floor E is ~0 ({e:.2g} nats/token): "
-                    "these runs show no floor, so the law extrapolates as a pure power law and "
-                    "its E says nothing about the irreducible loss."
-                )
-            if not f["converged"]:
-                out.append(
-                    f"{task}, {method_label(m)}: the fit did not converge; treat its parameters with caution."
-                )
-            health = f.get("health") or {}
-            if health.get("extrapolates") is False:
-                out.append(
-                    f"{task}, {method_label(m)}: the multiplicative law does not extrapolate "
-                    f"({health['reason']}); see Health."
-                )
     # Which method wins from which data size.
     for rec in doc.get("recommendations", []):
         x = rec.get(factor)
         flips = rec.get("flips", [])
         lo, hi = rec.get("flip_range") or DEFAULT_RANGE
-        where = f"{rec['task']} at {word} {x:.3g}"
+        where = f"{rec['task']} at {word} {fmt_value(x)}"
         if not flips:
             out.append(
                 f"{where}: {method_label(rec['best'])} is predicted best at every data size from "
@@ -226,13 +204,34 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
             )
         else:
             parts = [
-                f"{method_label(fl['from'])} until ~{fl['data_size']:.3g} examples, then {method_label(fl['to'])}"
-                + (" (extrapolated beyond the runs)" if fl.get("extrapolated") else "")
+                f"{method_label(fl['from'])} until ~{fl['data_size']:.3g} examples, then "
+                f"{method_label(fl['to'])}" + (" (extrapolated)" if fl.get("extrapolated") else "")
                 for fl in flips
             ]
             out.append(f"{where}: " + "; ".join(parts) + ".")
     for note in doc.get("notes", []):
         out.append(f"Note: {note}")
+    return out
+
+
+def fit_cautions(doc: dict[str, Any]) -> list[str]:
+    """Fits to read with care: a floor E that came out ~0, a fit that did not converge."""
+    out = []
+    for f in doc["fits"]:
+        if f["law"] != "multiplicative" or not f["factor"]:
+            continue
+        task, m = f["group"]["task"], f["group"]["method"]
+        if floor_vanishes(f, doc["points"]):
+            out.append(
+                f"{task}, {method_label(m)}: the fitted floor E is ~0 ({f['params']['E']:.2g} "
+                "nats/token): these runs show no floor, so the law extrapolates as a pure power "
+                "law and its E says nothing about the irreducible loss."
+            )
+        if not f["converged"]:
+            out.append(
+                f"{task}, {method_label(m)}: the fit did not converge; treat its parameters "
+                "with caution."
+            )
     return out
 
 

@@ -216,7 +216,8 @@ def _check_run_config(study: Study, path: Path | None) -> None:
         settings = study.training_for(method)
         for key, value in settings.items():
             want = str(types[key])
-            if key == "lr":  # a rate, a list of rates or "auto": the engine's check says which
+            # a rate, a list of rates or "auto"; a list (report_to): the engine's check says
+            if key == "lr" or want.startswith("list["):
                 continue
             if "str" in want:
                 ok = isinstance(value, str)

@@ -12,7 +12,7 @@ from ftscale.errors import UserError
 from ftscale.laws.critical import closed_form
 from ftscale.report.build import build_report
 from ftscale.report.figures import method_label
-from ftscale.report.summary import delta_table, findings, params_table
+from ftscale.report.summary import delta_table, findings, fit_cautions, params_table
 from ftscale.study.runner import run_study
 from ftscale.study.spec import parse_study
 from ftscale.study.store import RunStore
@@ -61,8 +61,9 @@ def test_tables_hold_the_law_engine_numbers(built):
     _, doc, out = built
     md = (out / "report.md").read_text()
     for row in params_table(doc):
-        prefix = f"| sim-task | {method_label(row['method'])} | {row['law']} |"
-        [line] = [ln for ln in md.splitlines() if ln.startswith(prefix)]
+        prefix = f"| {method_label(row['method'])} | {row['law']} |"  # one task: no task column
+        params = md.split("## Fitted parameters", 1)[1].split("\n## ", 1)[0]
+        [line] = [ln for ln in params.splitlines() if ln.startswith(prefix)]
         assert f"| {row['alpha']:.3g} [" in line
     for row in delta_table(doc):
         assert f"{row['multiplicative_delta_h']:.4g}" in md
@@ -89,26 +90,41 @@ def test_findings_follow_the_numbers(built):
     )
 
 
-def test_the_report_opens_with_the_answer_and_lists_its_health(built):
+def test_the_report_opens_with_the_answer_and_says_each_flag_once(built):
+    from ftscale.report.build import FLAG_ACTIONS
+
     _, doc, out = built
-    lines = (out / "report.md").read_text().splitlines()
-    assert lines[0] == "# Study report: sim" and lines[1] == ""
+    md = (out / "report.md").read_text()
+    lines = md.splitlines()
+    assert lines[0] == "# Study report: sim" and lines[2] == "## Answer (model size scaled)"
     (ans,) = doc["answer"]["tasks"]
-    assert lines[2] == f"**Answer.** {ans['text']}"
-    assert lines[2].startswith(
-        "**Answer.** sim-task: at model size 10M (sim-1e7) with 10,000 examples, use FMT (P(best) "
+    best = next(r for r in ans["ranking"] if r["method"] == ans["best"])
+    lo, hi = best["interval"]
+    assert lines[4] == (
+        f"**sim-task: use FMT** on sim-1e7 with 10,000 examples: predicted test loss "
+        f"{best['predicted_loss']:.3f} [{lo:.3f}, {hi:.3f}] nats/token (95% interval), "
+        f"P(best) {ans['p_best']:.2f} over {ans['n_draws']} draws."
     )
-    # LoRA and prompt tuning ran up to 3,000 examples: the answer says their losses at 10,000
-    # are extrapolated, right below it and again under Health
-    flags = [ln for ln in lines[3:10] if ln.startswith("- ")]
-    assert any("outside the LoRA runs" in ln for ln in flags)
-    assert any("outside the Prompt runs" in ln for ln in flags)
-    health = lines[lines.index("## Health") + 2 :]
-    health = health[: health.index("")]
-    assert set(flags) <= set(health)
-    assert any("extrapolated beyond the runs" in ln for ln in health)
-    # and it says which runs the answer rests on (3 models x 3 methods x 4 sizes x 2 seeds)
-    assert any("rest on 72 finished runs of 72 planned; 36 points" in ln for ln in lines[3:14])
+    # what it rests on (3 models x 3 methods x 4 sizes x 2 seeds), then its figure
+    rests = next(ln for ln in lines[5:12] if ln.startswith("**Rests on:**"))
+    assert "72 finished runs of 72 planned (36 points" in rests and "multiplicative law" in rests
+    assert lines.index("![answer_sim-task](answer_sim-task.png)") < lines.index("## Findings")
+    assert lines.index("### What to run next") < lines.index("### What to do about the flags")
+    # LoRA and prompt tuning ran up to 3,000 examples: their losses at 10,000 are extrapolated,
+    # said once, in the table of what lies beyond the runs
+    flags = md.split("### What to do about the flags", 1)[1].split("## Findings", 1)[0]
+    assert FLAG_ACTIONS["extrapolated"] in flags
+    assert "| LoRA's loss in the answer | 10M: 10,000 | 100-3000 |" in flags
+    assert "| Prompt's loss in the answer | 10M: 10,000 | 100-3000 |" in flags
+    # no sentence of more than 40 characters twice, anywhere
+    text = re.sub(r"(?m)^\|.*$", "", md)
+    sents = [x.strip(" -*") for x in re.split(r"(?<=[.;:!?])\s+|\n", text)]
+    long = [x for x in sents if len(x) > 40]
+    assert len(long) == len(set(long)), [x for x in set(long) if long.count(x) > 1]
+    # the page: the same sections, the details folded
+    page = (out / "report.html").read_text()
+    assert '<section id="answer">' in page and page.count("<details>") >= 5
+    assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))
 
 
 def test_too_few_points_still_reports(tmp_path, monkeypatch):
@@ -171,7 +187,8 @@ def test_a_floor_fitted_to_zero_is_flagged():
         "points": points,
         "recommendations": [],
     }
-    text = findings(doc)
+    assert not [s for s in findings(doc) if "fitted floor E is ~0" in s]  # a flag, not a finding
+    text = fit_cautions(doc)
     flagged = [s for s in text if "fitted floor E is ~0" in s]
     assert len(flagged) == 1 and flagged[0].startswith("t, FMT")
 
@@ -218,7 +235,10 @@ def test_alpha_against_beta_is_stated_only_where_their_intervals_separate():
     close = _fit_rec("fmt", 0.30, [0.25, 0.35], alpha=0.32, ci_alpha=[0.28, 0.36])
     text = " ".join(findings(_doc([close])))
     assert "lowers the loss faster" not in text
-    assert "for finetuning data) are not distinguishable in these runs" in text
+    assert (
+        "t, FMT: alpha 0.320 [0.280, 0.360] (model size), beta 0.300 [0.250, 0.350] (data) are not distinguishable"
+        in text
+    )
     far = _fit_rec("fmt", 0.10, [0.08, 0.12], alpha=0.32, ci_alpha=[0.28, 0.36])
     assert "t, FMT: scaling model size lowers the loss faster" in " ".join(findings(_doc([far])))
 
@@ -250,9 +270,9 @@ def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
         ],
     }
     md = render_markdown(doc, [], None, [])
-    [row] = [ln for ln in md.splitlines() if ln.startswith("| t | FMT vs Prompt")]
+    [row] = [ln for ln in md.splitlines() if ln.startswith("| FMT vs Prompt")]
     assert "| undefined |" in row and "10^" not in md
-    assert "1e+06: 3.2 (extrapolated)" in row
+    assert "1e+06: 3.2* |" in row
     assert "H undefined: the two methods' betas are equal within their 95% bootstrap" in md
     assert "extrapolated beyond the runs" in md
 
@@ -267,16 +287,27 @@ def test_forgetting_figure_table_and_finding(built):
     section = md.split("## Forgetting", 1)[1]
     with RunStore(out.parent / "s.db") as store:
         pts = forgetting_points(results_frame(store))
-    # the table: one row per (method, model, data size), the seed mean of the runs' column
-    rows = [r for r in section.splitlines() if r.startswith("| sim-task")]
-    assert len(rows) == len(pts) == 3 * 3 * 4
-    p = next(p for p in pts if p["method"] == "fmt" and p["data_size"] == 3000)
-    assert f"{p['forgetting']:+.4f} ± {p['forgetting_std']:.4f}" in section
+    # the table: one row per (method, model), one column per data size, each cell the seed
+    # mean of the runs' column and its spread
+    table = [r for r in section.splitlines() if r.startswith("| ")]
+    sizes = sorted({p["data_size"] for p in pts})
+    assert table[0] == "| method | model | " + " | ".join(f"{d:g}" for d in sizes) + " |"
+    assert len(pts) == 3 * 3 * 4 and len(table) - 1 == 3 * 3
+    p = next(
+        p
+        for p in pts
+        if p["method"] == "fmt" and p["model"] == "sim-1e7" and p["data_size"] == 3000
+    )
+    [row] = [r for r in table if r.startswith("| FMT | sim-1e7 |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2 + sizes.index(3000)] == f"{p['forgetting']:+.3f}±{p['forgetting_std']:.3f}"
     # the finding: simulated forgetting is largest for fmt at every data size, so where fmt
-    # and LoRA share a loss level LoRA forgets less
-    lines = [s for s in md.splitlines() if s.startswith("- Forgetting (sim-task, sim-1e7)")]
+    # and LoRA share a loss level LoRA forgets less (least first)
+    lines = [s for s in md.splitlines() if s.startswith("- Forgetting (sim-task, sim-1e7;")]
     assert len(lines) == 1
-    assert "LoRA forgets least" in lines[0] and "FMT forgets least" not in lines[0]
+    assert re.search(r"LoRA \+[0-9.]+ < FMT", lines[0]) and not re.search(
+        r"FMT \+[0-9.]+ < LoRA", lines[0]
+    )
 
 
 def _curve(loss, forget):
@@ -310,11 +341,11 @@ def test_forgetting_finding_falls_back_to_overlapping_pairs():
     points = pts("fmt", [1, 2], [0.4, 0.2]) + pts("lora", [1.5, 3], [0.1, 0.0])
     points += pts("prompt", [2.5, 4], [0.05, 0.01])
     (text,) = forgetting_findings(points)
-    assert "no level in common" in text
+    assert "no level common to all" in text
     # fmt vs LoRA at 1.75: fmt 0.25, LoRA 0.0833; LoRA vs prompt at 2.75: LoRA 1/60, prompt 0.0433
-    assert "at equal finetuned test loss 1.750" in text and "LoRA +0.0833, FMT +0.2500" in text
-    assert "at equal finetuned test loss 2.750" in text and "LoRA +0.0167, Prompt +0.0433" in text
-    assert text.count("forgets least") == 2  # fmt and prompt do not overlap: not compared
+    assert "at test loss 1.750: LoRA +0.083 < FMT +0.250" in text
+    assert "at test loss 2.750: LoRA +0.017 < Prompt +0.043" in text
+    assert text.count("at test loss") == 2  # fmt and prompt do not overlap: not compared
 
 
 def test_compute_matched_and_pet_size_sections(built):
@@ -353,12 +384,13 @@ def test_compute_matched_and_pet_size_sections(built):
     }
     md = render_markdown(doc, [], None, [])
     assert "## Compute-matched choice (critical training FLOPs)" in md
+    # one row per pair, one column per factor value
+    assert "| methods | 1e+06 | 1e+07 | cost-model error |" in md
     assert (
-        "| sim-task | FMT vs LoRA | 1e+06 | 2.5e+15 (extrapolated beyond the runs) | FMT 0.031, LoRA ? |"
+        "| FMT vs LoRA | 2.5e+15 (extrapolated beyond the runs) | none in range | FMT 0.031, LoRA ? |"
         in md
     )
-    assert "| 1e+07 | none in range |" in md
     assert "## PET size to use (LoRA rank / prompt length)" in md
-    assert "| sim-task | LoRA | 3000 | 16 | 4 | 3.21 [3.1, 3.3] | 0.01 |" in md
+    assert "| LoRA | 3000 | 16 | 4 | 3.21 [3.1, 3.3] | 0.01 |" in md
     plain = render_markdown({**doc, "critical_flops": [], "pet_size_choice": []}, [], None, [])
     assert "Compute-matched" not in plain and "PET size to use" not in plain

@@ -152,5 +152,5 @@ def test_demo_answer_carries_its_flags():
     assert "FMT vs LoRA: 1M: 32 (extrapolated beyond the runs); closed form H undefined" in (
         " ".join(lines)
     )
-    assert "Health: 2 flags (listed under Health in the report)." in lines
+    assert "Health: 2 flags (in the report, under What to do about the flags)." in lines
     assert f"  - {curve}" in lines
