@@ -164,7 +164,7 @@ def test_a_node_lost_mid_study_loses_and_duplicates_no_run(
     assert all(r.attempts == 1 for r in runs if r not in again)
 
 
-def test_a_user_file_reaches_workers_that_do_not_see_it(tmp_path, cluster, probe_env, monkeypatch):
+def test_a_user_file_reaches_workers_that_do_not_see_it(tmp_path, cluster, probe_env):
     """A study whose task is a user's data file: with ship_files="always" (as on workers that do
     not share the driver's filesystem) every run reads the shipped copy, the same bytes, and the
     record names the user's path."""
@@ -173,15 +173,18 @@ def test_a_user_file_reaches_workers_that_do_not_see_it(tmp_path, cluster, probe
         "".join(json.dumps({"prompt": f"q{i}", "completion": "a"}) + "\n" for i in range(50))
     )
     sha = hashlib.sha256(data.read_bytes()).hexdigest()
-    _with_task_file(monkeypatch, str(data))
+    doc = simulated_study()
+    doc["study"]["tasks"] = ["mytask"]  # a [tasks.NAME] table naming the file, as a user writes
+    doc["tasks"] = {"mytask": {"path": str(data), "format": "prompt_completion"}}
+    study = parse_study(doc)
+    assert study.task_sources["mytask"]["path"] == str(data)
     db = tmp_path / "s.db"
     s = run_study(
-        _study(),
+        study,
         db,
         backend="ray",
         address=cluster.address,
         progress=False,
-        data_hashes=HASHES,
         executor_kwargs={"ship_files": "always", "cpus_per_run": 0.5},
     )
     assert s.counts["done"] == s.planned
@@ -221,19 +224,3 @@ def test_a_worker_that_cannot_see_a_path_fails_the_run_clearly(
         cluster.remove_node(late)
     assert key == "k" and outcome.status == "failed"
     assert f"cannot see {data}" in outcome.error and late.node_id[:8] in outcome.error
-
-
-def _with_task_file(monkeypatch, path: str) -> None:
-    """Give every planned run a user task file (``task_source``, as a study's [tasks.NAME]
-    table puts in its specs)."""
-    import ftscale.study.runner as runner
-
-    plan = runner.plan_study
-
-    def with_file(study, data_hashes=None):
-        runs = plan(study, data_hashes)
-        for r in runs:
-            r.spec["task_source"] = {"path": path}
-        return runs
-
-    monkeypatch.setattr(runner, "plan_study", with_file)
