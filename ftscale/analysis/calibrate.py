@@ -39,7 +39,7 @@ from ftscale.laws.base import ScalingLaw
 #: points; a variance, so a few dozen draws suffice).
 CV_BOOTSTRAP = 32
 #: The chi-square quantile that turns the CV points' sum of z^2 into the variance scale.
-SCALE_QUANTILE = 0.1
+SCALE_QUANTILE = 0.025
 #: Predictive intervals: 95%.
 LEVEL = 0.95
 
