@@ -22,7 +22,9 @@ parametric bootstrap from the noise model widened by the CV errors; ftscale.anal
 Prints, for both: ``coverage_heldout`` (share of held-out seed-mean points of the used law inside
 their 95% interval), ``coverage_critical`` (share of true critical data sizes, at each model
 size where the truth crosses in [1, 1e12], inside the fit's 95% interval; a crossing the fit
-gives no interval for counts as missed), ``reliability_pbest`` (among recommendations, at each
+gives no interval for counts as missed; the baseline's interval is today's
+``critical_data_size_ci``, over the draws that cross, the new one ``critical_data_size_interval``,
+over all draws, a draw without a crossing counting as one beyond the range), ``reliability_pbest`` (among recommendations, at each
 model size at the largest data size all methods ran, and the study's answer, those with P(best)
 >= 0.95: the share naming the true best method), mean |Delta_h| of the used law, and the fitting
 seconds (``time_ratio`` = new / baseline).
@@ -157,7 +159,10 @@ def _heldout_cover(doc: dict, law: str | None) -> list[tuple[bool, float]]:
     return out
 
 
-def score(doc: dict, study: dict, law: str | None) -> dict:
+def score(doc: dict, study: dict, law: str | None, ci_key: str) -> dict:
+    """One study's checks; ``ci_key``: the critical data size's interval field (today's
+    ``critical_data_size_ci`` over the crossing draws, or ``critical_data_size_interval`` over
+    all draws, a draw without a crossing counting as one beyond the range)."""
     held = _heldout_cover(doc, law)
     crit = []
     for c in doc["critical"]:
@@ -165,8 +170,8 @@ def score(doc: dict, study: dict, law: str | None) -> dict:
             truth = true_crossing(study, p["x"])
             if truth is None:
                 continue
-            ci = p.get("critical_data_size_ci")
-            crit.append(bool(ci and ci[0] <= truth <= ci[1]))
+            ci = p.get(ci_key)
+            crit.append(bool(ci and ci[0] is not None and ci[0] <= truth <= (ci[1] or math.inf)))
     sure = []
     for r in doc["recommendations"] + doc["answer"]["tasks"]:
         if r.get("p_best") is not None and r["p_best"] >= 0.95:
@@ -216,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         doc = fit_points(pts, "model_size", base_spec, f"sim{i}", calibrate=False)
         secs["baseline"] += time.perf_counter() - t
         # today's answer used the multiplicative fits
-        res["baseline"].append(score(doc, study, "multiplicative"))
+        res["baseline"].append(score(doc, study, "multiplicative", "critical_data_size_ci"))
         t = time.perf_counter()
         doc = fit_points(pts, "model_size", replace(new_spec), f"sim{i}")
         secs["new"] += time.perf_counter() - t
-        res["new"].append(score(doc, study, None))
+        res["new"].append(score(doc, study, None, "critical_data_size_interval"))
         if not args.json:
             print(f"study {i}: {studies[-1]}", flush=True)
     out = {

@@ -7,13 +7,14 @@ One fitted law of a group (:func:`ftscale.analysis.fit.fit_group`) is calibrated
   least two seeds); a point's mean then scatters with s^2 / n_i. What the law leaves beyond that
   is its lack of fit tau^2 = max(0, RSS / (n - p) - mean(s^2 / n_i)) (without seed information:
   tau^2 = RSS / (n - p), all of the residual). A point's noise sd_i = sqrt(s^2 / n_i + tau^2).
-- **Cross-validation that respects extrapolation.** Two folds of the fitted points: leave the
-  largest data size out, and leave the largest factor value out (a fold that would leave fewer
-  points than the law's parameters + 1 is skipped). The law is refitted to the rest (from the
-  full fit's optimum) and predicts the left-out points; its parametric bootstrap there gives
-  the fold's own uncertainty. ``cv_error`` is the mean |observed - predicted| over the left-out
-  points (nats/token): the error of an extrapolation like the one the answer makes. Laws are
-  chosen by it (:func:`choose`).
+- **Cross-validation that respects extrapolation.** Folds of the fitted points: leave the
+  largest data size out, leave the largest factor value out, and leave the smallest data size
+  out (a fold that would leave fewer points than the law's parameters + 1 is skipped). The law
+  is refitted to the rest (from the full fit's optimum) and predicts the left-out points; its
+  parametric bootstrap there gives the fold's own uncertainty. ``cv_error`` is the mean
+  |observed - predicted| over the points left out by the first two folds (nats/token): the
+  error of an extrapolation like the one the answer makes. Laws are chosen by it
+  (:func:`choose`); the third fold (crossings below the runs) only widens the draws.
 - **Extrapolation widening.** z_j^2 = r_j^2 / (var of the fold's draws at j + sd_j^2) says how
   much bigger the CV errors are than the uncertainty the bootstrap claims; ``scale`` =
   max(1, sqrt(mean z^2)) multiplies the noise of the final parametric bootstrap. A law that
@@ -40,6 +41,9 @@ from ftscale.laws.base import ScalingLaw
 CV_BOOTSTRAP = 32
 #: The chi-square quantile that turns the CV points' sum of z^2 into the variance scale.
 SCALE_QUANTILE = 0.025
+#: The folds whose errors choose the law: extrapolation upwards in data and factor, as the
+#: answer extrapolates; the smallest-data-size fold only widens the draws.
+CHOICE_FOLDS = ("data_size", "factor")
 #: Predictive intervals: 95%.
 LEVEL = 0.95
 
@@ -66,12 +70,17 @@ def _n_seeds(points: pd.DataFrame) -> np.ndarray:
 
 
 def folds(X: np.ndarray | None, D: np.ndarray, n_params: int) -> list[tuple[str, np.ndarray]]:
-    """The cross-validation folds: ``("data_size", left_out)`` (the largest data size) and, for
-    two-factor laws, ``("factor", left_out)`` (the largest factor value); a fold that leaves
-    fewer than ``n_params + 1`` points, or only one data size, is skipped."""
+    """The cross-validation folds: ``("data_size", left_out)`` (the largest data size), for
+    two-factor laws ``("factor", left_out)`` (the largest factor value), and
+    ``("smallest_data_size", left_out)`` (extrapolation downwards: it widens the draws, see
+    :data:`CHOICE_FOLDS`, but does not choose the law); a fold that leaves fewer than
+    ``n_params + 1`` points, or only one data size, is skipped."""
     out = [("data_size", D.max() == D)]
     if X is not None:
         out.append(("factor", X.max() == X))
+    positive = D[D > 0]
+    if positive.size:  # the zero-shot points (D = 0) stay in: they anchor the plateau
+        out.append(("smallest_data_size", positive.min() == D))
     keep = []
     for name, left in out:
         rest = ~left
@@ -155,7 +164,7 @@ def calibrate(
                     "predicted": float(pred[j]),
                 }
             )
-    errs = [abs(c["observed"] - c["predicted"]) for c in cv_points]
+    errs = [abs(c["observed"] - c["predicted"]) for c in cv_points if c["fold"] in CHOICE_FOLDS]
     finite = [v for v in z2 if np.isfinite(v)]
     scale = 1.0
     if finite:

@@ -54,8 +54,9 @@ def test_folds_leave_the_largest_data_size_and_factor_out():
     X = np.repeat([1.0, 2.0, 3.0], 3)
     D = np.tile([10.0, 20.0, 40.0], 3)
     names = {n: left for n, left in folds(X, D, 4)}
-    assert set(names) == {"data_size", "factor"}
+    assert set(names) == {"data_size", "factor", "smallest_data_size"}
     assert (names["data_size"] == (D == 40)).all() and (names["factor"] == (X == 3)).all()
+    assert (names["smallest_data_size"] == (D == 10)).all()
     # too few points left for 8 parameters: no fold
     assert folds(X, D, 8) == []
 
