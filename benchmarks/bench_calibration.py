@@ -21,7 +21,8 @@ parametric bootstrap from the noise model widened by the CV errors; ftscale.anal
 
 Prints, for both: ``coverage_heldout`` (share of held-out seed-mean points of the used law inside
 their 95% interval), ``coverage_critical`` (share of true critical data sizes, at each model
-size where the truth crosses in [1, 1e12], inside the fit's 95% interval; a crossing the fit
+size where the truth crosses in SCOPE (10..1e5 examples, searched there for the fit too),
+inside the fit's 95% interval; a crossing the fit
 gives no interval for counts as missed; the baseline's interval is today's
 ``critical_data_size_ci``, over the draws that cross, the new one ``critical_data_size_interval``,
 over all draws, a draw without a crossing counting as one beyond the range), ``reliability_pbest`` (among recommendations, at each
@@ -57,6 +58,11 @@ SEED_SD = 0.02
 MODELS = (1e9, 2e9, 4e9, 8e9)
 SIZES = {"fmt": (100, 300, 1000, 3000), "pet": (50, 150, 500, 1500)}
 SEEDS = 2
+#: The data sizes (examples) where critical data sizes are asked for: from 0.7 decades below
+#: the smallest run to 1.5 decades above the largest. Both the truth's first crossing and the
+#: fit's are searched here (a law's crossing at 2 examples, far below any run, is neither
+#: measurable nor a question a user asks); a truth without a crossing here is not counted.
+SCOPE = (10.0, 1e5)
 
 
 def true_loss(p: dict, x, d):
@@ -119,7 +125,7 @@ def simulate_points(study: dict, rng: np.random.Generator) -> pd.DataFrame:
 
 def true_crossing(study: dict, x: float) -> float | None:
     (m1, p1), (m2, p2) = study["laws"].items()
-    grid = np.geomspace(1, 1e12, 20001)
+    grid = np.geomspace(*SCOPE, 20001)
     v = true_loss(p1, x, grid) - true_loss(p2, x, grid)
     hit = np.flatnonzero(np.sign(v[:-1]) * np.sign(v[1:]) < 0)
     return float(grid[hit[0]]) if hit.size else None
@@ -164,8 +170,11 @@ def score(doc: dict, study: dict, law: str | None, ci_key: str) -> dict:
     ``critical_data_size_ci`` over the crossing draws, or ``critical_data_size_interval`` over
     all draws, a draw without a crossing counting as one beyond the range)."""
     held = _heldout_cover(doc, law)
+    from ftscale.analysis.study import critical_table
+
     crit = []
-    for c in doc["critical"]:
+    values = sorted({p["model_size"] for p in doc["points"]})
+    for c in critical_table(doc["fits"], values, search=SCOPE):
         for p in c["points"]:
             truth = true_crossing(study, p["x"])
             if truth is None:

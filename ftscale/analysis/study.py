@@ -543,9 +543,14 @@ def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:
 
 
 def critical_table(
-    fits: list[dict[str, Any]], values: list[float], law: str | None = None
+    fits: list[dict[str, Any]],
+    values: list[float],
+    law: str | None = None,
+    search: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Critical data sizes between each pair of methods, per task, at each factor value."""
+    """Critical data sizes between each pair of methods, per task, at each factor value
+    (``search``: the data-size range searched, examples; default that of
+    :func:`ftscale.analysis.compare.pair_table`)."""
     return [
         {
             "task": ctx["task"],
@@ -554,7 +559,7 @@ def critical_table(
             **p,
         }
         for ctx, laws in _joint_contexts(fits, law)
-        for p in pair_table(laws, values)
+        for p in pair_table(laws, values, *(search or ()))
     ]
 
 
