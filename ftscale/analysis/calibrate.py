@@ -8,11 +8,12 @@ One fitted law of a group (:func:`ftscale.analysis.fit.fit_group`) is calibrated
   is its lack of fit tau^2 = max(0, RSS / (n - p) - mean(s^2 / n_i)) (without seed information:
   tau^2 = RSS / (n - p), all of the residual). A point's noise sd_i = sqrt(s^2 / n_i + tau^2).
 - **Cross-validation that respects extrapolation.** Folds of the fitted points: leave the
-  largest data size out, leave the largest factor value out, and leave the smallest data size
+  largest data size out (with five sizes or more, also the two largest), leave the largest
+  factor value out, and leave the smallest data size
   out (a fold that would leave fewer points than the law's parameters + 1 is skipped). The law
   is refitted to the rest (from the full fit's optimum) and predicts the left-out points; its
   parametric bootstrap there gives the fold's own uncertainty. ``cv_error`` is the mean
-  |observed - predicted| over the points left out by the first two folds (nats/token): the
+  |observed - predicted| over the points left out by the upward folds (nats/token): the
   error of an extrapolation like the one the answer makes. Laws are chosen by it
   (:func:`choose`); the third fold (crossings below the runs) only widens the draws.
 - **Extrapolation widening.** z_j^2 = r_j^2 / (var of the fold's draws at j + sd_j^2) says how
@@ -38,12 +39,12 @@ from ftscale.laws.base import ScalingLaw
 
 #: Bootstrap draws of each cross-validation fold's refit (its own uncertainty at the left-out
 #: points; a variance, so a few dozen draws suffice).
-CV_BOOTSTRAP = 32
+CV_BOOTSTRAP = 16
 #: The chi-square quantile that turns the CV points' sum of z^2 into the variance scale.
 SCALE_QUANTILE = 0.025
 #: The folds whose errors choose the law: extrapolation upwards in data and factor, as the
 #: answer extrapolates; the smallest-data-size fold only widens the draws.
-CHOICE_FOLDS = ("data_size", "factor")
+CHOICE_FOLDS = ("data_size", "data_size_2", "factor")
 #: Predictive intervals: 95%.
 LEVEL = 0.95
 
@@ -70,12 +71,16 @@ def _n_seeds(points: pd.DataFrame) -> np.ndarray:
 
 
 def folds(X: np.ndarray | None, D: np.ndarray, n_params: int) -> list[tuple[str, np.ndarray]]:
-    """The cross-validation folds: ``("data_size", left_out)`` (the largest data size), for
+    """The cross-validation folds: ``("data_size", left_out)`` (the largest data size), with
+    five data sizes or more ``("data_size_2", left_out)`` (the two largest), for
     two-factor laws ``("factor", left_out)`` (the largest factor value), and
     ``("smallest_data_size", left_out)`` (extrapolation downwards: it widens the draws, see
     :data:`CHOICE_FOLDS`, but does not choose the law); a fold that leaves fewer than
     ``n_params + 1`` points, or only one data size, is skipped."""
     out = [("data_size", D.max() == D)]
+    sizes = np.unique(D)
+    if sizes.size >= 5:  # a longer horizon too, where the curve has the sizes for it
+        out.append(("data_size_2", sizes[-2] <= D))
     if X is not None:
         out.append(("factor", X.max() == X))
     positive = D[D > 0]
@@ -247,11 +252,24 @@ def heldout_points(
     return out
 
 
+def _cv_se(rec: dict[str, Any]) -> float:
+    """The standard error (nats/token) of a record's ``cv_error``: the spread of its |CV
+    residuals| over the square root of their number (0 with fewer than two)."""
+    errs = [
+        abs(c["observed"] - c["predicted"])
+        for c in rec.get("cv_points") or []
+        if c["fold"] in CHOICE_FOLDS
+    ]
+    return float(np.std(errs, ddof=1) / np.sqrt(len(errs))) if len(errs) >= 2 else 0.0
+
+
 def choose(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record to use among one group's fits of different laws: the lowest ``cv_error``
-    among converged fits (a fit without CV error ranks after those with one; ties: the order
-    given). Sets ``chosen`` (bool) and ``why`` (a sentence) on every record; returns the chosen
-    one (None for no records)."""
+    """The record to use among one group's fits of different laws, by the one-standard-error
+    rule of cross-validation (Breiman et al. 1984): among converged fits with a ``cv_error``,
+    the one with the fewest free parameters (ties: the order given) whose ``cv_error`` is
+    within one standard error (:func:`_cv_se`) of the lowest; a fit without CV error ranks
+    after those with one. Sets ``chosen`` (bool) and ``why`` (a sentence) on every record;
+    returns the chosen one (None for no records)."""
     if not records:
         return None
 
@@ -261,22 +279,37 @@ def choose(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         return (not r.get("converged", True), cv is None, cv if cv is not None else 0.0, i)
 
     order = sorted(enumerate(records), key=key)
-    best = order[0][1]
+    lowest = order[0][1]
+    best = lowest
+    if lowest.get("cv_error") is not None and lowest.get("converged", True):
+        bar = lowest["cv_error"] + _cv_se(lowest)
+        near = [
+            (len(r["params"]), i, r)
+            for i, r in order
+            if r.get("converged", True) and r.get("cv_error") is not None and r["cv_error"] <= bar
+        ]
+        best = min(near, key=lambda t: (t[0], t[1]))[2]
     others = ", ".join(
         f"{r['law']} {r['cv_error']:.4f}" if r.get("cv_error") is not None else f"{r['law']} -"
-        for _, r in order[1:]
+        for _, r in order
+        if r is not best
     )
     for r in records:
         r["chosen"] = r is best
     if best.get("cv_error") is None:
         best["why"] = "no cross-validation fold could be fitted; the first law listed is used"
     else:
+        what = (
+            "lowest cross-validated extrapolation error"
+            if best is lowest
+            else f"fewest parameters within one standard error of the lowest ({lowest['law']}) "
+            "cross-validated extrapolation error"
+        )
         best["why"] = (
-            f"lowest cross-validated extrapolation error {best['cv_error']:.4f} nats/token "
-            f"(leave the largest data size out, leave the largest factor value out)"
-            + (f"; others: {others}" if others else "")
+            f"{what}: {best['cv_error']:.4f} nats/token (leave the largest data size out, "
+            "leave the largest factor value out)" + (f"; others: {others}" if others else "")
         )
     for r in records:
         if r is not best:
-            r["why"] = f"not chosen: {best['law']} extrapolated better in cross-validation"
+            r["why"] = f"not chosen: {best['law']} was chosen by cross-validation"
     return best

@@ -36,7 +36,7 @@ def _points(law, sizes, sd=0.01, seeds=2, rng=None, method="fmt"):
 
 def pre_power(x, d):
     """A curve in its pre-power phase over the grid: D_l = 400 examples."""
-    return 300 * x**-0.3 * (d + 400) ** -0.5 + 1.0
+    return 3000 * x**-0.3 * (d + 400) ** -0.5 + 1.0
 
 
 def plain(x, d):
@@ -63,13 +63,31 @@ def test_folds_leave_the_largest_data_size_and_factor_out():
 
 def test_choose_marks_the_lowest_cv_error_and_says_why():
     recs = [
-        {"law": "a", "cv_error": 0.05, "converged": True},
-        {"law": "b", "cv_error": 0.01, "converged": True},
-        {"law": "c", "cv_error": 0.001, "converged": False},
+        {"law": "a", "cv_error": 0.05, "converged": True, "params": {"p": 1}},
+        {"law": "b", "cv_error": 0.01, "converged": True, "params": {"p": 1, "q": 2}},
+        {"law": "c", "cv_error": 0.001, "converged": False, "params": {}},
     ]
     assert choose(recs)["law"] == "b"
     assert [r["chosen"] for r in recs] == [False, True, False]
     assert "0.0100" in recs[1]["why"] and "a 0.0500" in recs[1]["why"]
+
+
+def test_choose_prefers_the_simpler_law_within_one_standard_error():
+    def rec(law, n_params, errs):
+        pts = [{"fold": "data_size", "observed": 1.0 + e, "predicted": 1.0} for e in errs]
+        return {
+            "law": law,
+            "cv_error": float(np.mean(np.abs(errs))),
+            "cv_points": pts,
+            "converged": True,
+            "params": dict.fromkeys(range(n_params), 1.0),
+        }
+
+    rich = rec("rich", 5, [0.01, 0.03, 0.02])  # cv 0.02, standard error 0.0058
+    simple = rec("simple", 4, [0.02, 0.025, 0.02])  # cv 0.0217: within one standard error
+    assert choose([rich, simple]) is simple and "fewest parameters" in simple["why"]
+    far = rec("far", 4, [0.05, 0.06, 0.05])
+    assert choose([rich, far]) is rich
 
 
 def test_study_fit_chooses_the_rectified_law_on_a_pre_power_curve():
