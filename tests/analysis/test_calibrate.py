@@ -90,6 +90,7 @@ def test_choose_prefers_the_simpler_law_within_one_standard_error():
     assert choose([rich, far]) is rich
 
 
+@pytest.mark.slow
 def test_study_fit_chooses_the_rectified_law_on_a_pre_power_curve():
     rng = np.random.default_rng(1)
     pts = pd.concat(
