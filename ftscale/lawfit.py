@@ -87,7 +87,7 @@ def fit_frame(
     ``group``, ``law`` and ``message``).
     """
     if law == "auto":
-        names = [k for k, c in LAWS.items() if c.n_factors == (2 if factor else 1)]
+        names = [k for k, c in LAWS.items() if c.n_factors == (2 if factor else 1) and c.in_auto]
     else:
         names = [law]
     classes = [get_law(n) for n in names]

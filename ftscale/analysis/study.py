@@ -47,12 +47,13 @@ from ftscale.study.store import RunStore
 
 def expand_laws(laws: tuple[str, ...] | list[str]) -> list[str]:
     """The study's ``fit.laws`` with ``"auto"`` replaced by every two-factor law of the
-    registry (in its order), duplicates dropped."""
+    registry marked ``in_auto`` (in its order), duplicates dropped."""
     from ftscale.laws.registry import LAWS
 
     out: list[str] = []
     for name in laws:
-        out += [k for k, c in LAWS.items() if c.n_factors == 2] if name == "auto" else [name]
+        auto = [k for k, c in LAWS.items() if c.n_factors == 2 and c.in_auto]
+        out += auto if name == "auto" else [name]
     return list(dict.fromkeys(out))
 
 

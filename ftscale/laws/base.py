@@ -53,6 +53,8 @@ class ScalingLaw:
     #: Whether the form has a finite prediction at D = 0 (the zero-shot loss): forms with a
     #: pre-learned data size D_l do; a pure power of D does not.
     accepts_zero_data: ClassVar[bool] = False
+    #: Whether ``--law auto`` / ``fit.laws = ["auto"]`` fit this form (a user can always name it).
+    in_auto: ClassVar[bool] = True
     _SCALE_BOUNDS = (-30.0, 50.0)
     _EXPONENT_BOUNDS = (-2.0, 5.0)
 
