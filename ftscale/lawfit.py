@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 
 from ftscale import tables
+from ftscale.analysis.calibrate import choose
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import curve_health, law_message
 from ftscale.errors import UserError
-from ftscale.laws.registry import get_law
+from ftscale.laws.registry import LAWS, get_law
 from ftscale.schema import COST_COLUMNS
 
 #: Targets that are expected to grow with data (``ftscale.finetune.forget``): no "curve rises
@@ -70,7 +71,11 @@ def fit_frame(
     path: str | None = None,
     fixed: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``law`` per group of a long results table; returns the fits document
+    """Fit ``law`` per group of a long results table (``law`` "auto": every law of the
+    registry with the right number of factors, each group's choice by cross-validated
+    extrapolation error marked ``"chosen": true``: :func:`ftscale.analysis.calibrate.choose`;
+    ``data`` 0 rows, the zero-shot loss, go to the laws with a pre-learned data size and are
+    left out of the others); returns the fits document
     ``{"ftscale_fits": 1, "source", "health", "fits": [record], "notes"}`` (records:
     :func:`ftscale.laws.io.fit_record`; fitting policy: :mod:`ftscale.analysis.fit`). A table
     where no group could be fitted is a :class:`UserError` (a fits file needs a fit).
@@ -81,16 +86,20 @@ def fit_frame(
     each with its ``group``) and the fits that do not extrapolate (their ``health`` with
     ``group``, ``law`` and ``message``).
     """
-    cls = get_law(law)
+    if law == "auto":
+        names = [k for k, c in LAWS.items() if c.n_factors == (2 if factor else 1) and c.in_auto]
+    else:
+        names = [law]
+    classes = [get_law(n) for n in names]
     if space not in ("linear", "log"):
         raise UserError(f"--space must be linear or log, not {space!r}")
     if not huber_delta > 0:
         raise UserError(f"--huber-delta must be positive, got {huber_delta}")
     if bootstrap < 0:
         raise UserError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if cls.n_factors == 2 and not factor:
+    if classes[0].n_factors == 2 and not factor:
         raise UserError(f"the {law} law needs --factor (e.g. model_size)")
-    if cls.n_factors == 1:
+    if classes[0].n_factors == 1:
         factor = None
     group_by = list(group_by or [])
     sizes = tuple(c for c in (factor, data) if c)
@@ -102,7 +111,24 @@ def fit_frame(
         df = df[tables.where(df, where, path)]
         if df.empty:
             raise UserError(f"no rows satisfy --where {where!r}", path=path)
-    df = tables.validate(df, path, sizes=sizes, losses=(target,))
+    # data size 0 is the zero-shot loss: valid for the laws with a pre-learned data size
+    df = tables.validate(df, path, sizes=sizes[:-1], losses=(target, data))
+    bad = ~(df[data] >= 0)
+    if bad.any():
+        row = df.loc[bad].iloc[0]
+        raise UserError(
+            f"size column {data!r} must be non-negative, got {row[data]!r}",
+            path=path,
+            line=int(row[tables.ROW]) if tables.ROW in df.columns else None,
+        )
+    if (df[data] == 0).any() and not any(c.accepts_zero_data for c in classes):
+        row = df.loc[df[data] == 0].iloc[0]
+        raise UserError(
+            f"{data} 0 (a zero-shot point) needs a law with a pre-learned data size "
+            f"(rectified, multiplicative_rectified, additive_rectified); the {law} law has none",
+            path=path,
+            line=int(row[tables.ROW]) if tables.ROW in df.columns else None,
+        )
     held = tables.where(df, holdout, path) if holdout else pd.Series(False, index=df.index)
     if holdout and held.all():
         raise UserError(f"--holdout {holdout!r} removes every point", path=path)
@@ -133,19 +159,26 @@ def fit_frame(
             continue
         points = pd.concat([fit_pts, hold_pts], ignore_index=True)
         mask = np.arange(len(points)) >= len(fit_pts)
-        record, why = fit_group(
-            law,
-            points,
-            mask,
-            group=group,
-            factor=factor,
-            data=data,
-            target=target,
-            options=options,
-            fixed=fixed,
-            label=f"group {label}",
-        )
-        notes += why
+        records = []
+        for name, cls in zip(names, classes, strict=True):
+            # a law without D_l leaves the zero-shot points (data size 0) out
+            keep = (points[data] > 0).to_numpy() | cls.accepts_zero_data
+            rec, why = fit_group(
+                name,
+                points[keep].reset_index(drop=True),
+                mask[keep],
+                group=group,
+                factor=factor,
+                data=data,
+                target=target,
+                options=options,
+                fixed=fixed,
+                label=f"group {label}" + (f" ({name} law)" if len(names) > 1 else ""),
+            )
+            notes += why
+            if rec is not None:
+                records.append(rec)
+        choose(records)
         curve_keys = [factor] if factor else []
         # a loss that rises with data is a defect; forgetting is expected to (RISING_TARGETS)
         for c in (
@@ -160,7 +193,7 @@ def fit_frame(
             )
         ):
             health["curves"].append({"group": group, **c})
-        if record is not None:
+        for record in records:
             fits.append(record)
             if record["health"]["extrapolates"] is False:
                 health["laws"].append(_law_flag(record, f"group {label}"))

@@ -26,10 +26,15 @@ BUDGET_COLUMNS = {"flops": "flops", "seconds": "train_seconds"}
 
 
 def contexts_of(
-    records: list[dict[str, Any]], methods: list[str] | None = None, path: str | None = None
+    records: list[dict[str, Any]],
+    methods: list[str] | None = None,
+    path: str | None = None,
+    *,
+    mixed: bool = False,
 ) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
     """``[(context, {method: (law, record)})]`` of fit records, methods in the asked order
-    (else in the records' order)."""
+    (else in the records' order). A context whose methods were fitted with different laws is
+    an error unless ``mixed`` (each method's chosen law: ``study fit``, ``fit --law auto``)."""
     by_ctx: dict[str, tuple[dict, dict[str, tuple[ScalingLaw, dict]]]] = {}
     for rec in records:
         group = rec["group"]
@@ -47,7 +52,7 @@ def contexts_of(
                 known = ", ".join(sorted(laws))
                 raise UserError(f"method {missing[0]!r} not in the fits (have: {known})", path=path)
             laws = {m: laws[m] for m in methods}
-        if len({type(law) for law, _ in laws.values()}) > 1:
+        if not mixed and len({type(law) for law, _ in laws.values()}) > 1:
             raise UserError(
                 "methods were fitted with different laws; compare like with like", path=path
             )
@@ -84,7 +89,7 @@ def pair_table(
             pts.append({**pt, **judge_range(pt["critical_data_size"], [r1, r2], x)})
         cf = (
             closed_form(l1.params_, l2.params_, r1.get("ci"), r2.get("ci"))
-            if l1.name == "multiplicative"
+            if l1.name == l2.name == "multiplicative"
             else None
         )
         out.append({"methods": [m1, m2], "points": pts, "closed_form": cf})

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ftscale.analysis.calibrate import calibrate
 from ftscale.analysis.health import law_health, ranges_of
 from ftscale.errors import ConvergenceWarning, UserError
 from ftscale.laws.cost import fit_cost_model
@@ -42,12 +43,15 @@ __all__ = ["FORMAT_VERSION", "FitOptions", "cost_models", "fit_group", "fits_doc
 @dataclass(frozen=True)
 class FitOptions:
     """How every law is fitted: loss ``space`` ("linear" | "log"), the Huber loss's
-    ``huber_delta`` (nats/token), ``bootstrap`` refits for intervals, their ``seed``."""
+    ``huber_delta`` (nats/token), ``bootstrap`` refits for intervals, their ``seed``;
+    ``calibrate``: cross-validate the law and draw its bootstrap from the calibrated noise
+    model (:mod:`ftscale.analysis.calibrate`) instead of resampling the points."""
 
     space: str = "linear"
     huber_delta: float = 1e-3
     bootstrap: int = 0
     seed: int = 0
+    calibrate: bool = True
 
 
 def cost_models(points: pd.DataFrame, factor: str | None, data: str) -> dict[str, dict]:
@@ -115,7 +119,7 @@ def fit_group(
         huber_delta=options.huber_delta,
         space=options.space,
         grid=rising_grid(cls, fit_pts[data].to_numpy(float), fit_pts[target].to_numpy(float)),
-        n_bootstrap=options.bootstrap,
+        n_bootstrap=0 if options.calibrate else options.bootstrap,
         seed=options.seed,
     )
 
@@ -139,6 +143,21 @@ def fit_group(
     except UserError as exc:
         return None, [f"{label}: not fitted ({exc})"]
     notes = [f"{label}: {w.message}" for w in caught if issubclass(w.category, ConvergenceWarning)]
+    extra: dict[str, Any] = {}
+    if options.calibrate:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            extra = calibrate(
+                est,
+                fit_pts,
+                hold_pts,
+                factor=factor,
+                data=data,
+                target=target,
+                n_bootstrap=options.bootstrap,
+                seed=options.seed,
+                fixed=fixed,
+            )
     record = fit_record(
         est,
         group=group,
@@ -147,6 +166,7 @@ def fit_group(
         target=target,
         cost_models=cost_models(points, factor, data),
     )
+    record.update(extra)
     record.update(ranges_of(points[data].to_numpy(float), xs(points)))
     record["health"] = law_health(
         record["delta_e"],

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ftscale.analysis.calibrate import choose, predictive_interval
 from ftscale.analysis.compare import (
     budget_pair_table,
     contexts_of,
@@ -40,22 +41,36 @@ from ftscale.analysis.health import (
 from ftscale.errors import UserError
 from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
-from ftscale.study.spec import Study
+from ftscale.study.spec import FitSpec, Study
 from ftscale.study.store import RunStore
 
 
-def holdout_mask(points, study: Study) -> np.ndarray:
+def expand_laws(laws: tuple[str, ...] | list[str]) -> list[str]:
+    """The study's ``fit.laws`` with ``"auto"`` replaced by every two-factor law of the
+    registry marked ``in_auto`` (in its order), duplicates dropped."""
+    from ftscale.laws.registry import LAWS
+
+    out: list[str] = []
+    for name in laws:
+        auto = [k for k, c in LAWS.items() if c.n_factors == 2 and c.in_auto]
+        out += auto if name == "auto" else [name]
+    return list(dict.fromkeys(out))
+
+
+def holdout_mask(points, study: Study | FitSpec) -> np.ndarray:
     """Points held out of a (task, method) group's fit: the largest value of each
-    ``holdout_largest`` column, plus rows matching the ``holdout`` expression."""
+    ``holdout_largest`` column, plus rows matching the ``holdout`` expression (``study``: a
+    study or its ``fit`` settings)."""
+    fit = study.fit if isinstance(study, Study) else study
     mask = np.zeros(len(points), dtype=bool)
-    for col in study.fit.holdout_largest:
+    for col in fit.holdout_largest:
         if col in points and points[col].notna().any():
             vals = points[col].astype(float)
             mask |= (vals == vals.max()).to_numpy()
-    if study.fit.holdout:
+    if fit.holdout:
         from ftscale.tables import where
 
-        mask |= where(points, study.fit.holdout).to_numpy(dtype=bool)
+        mask |= where(points, fit.holdout).to_numpy(dtype=bool)
     return mask
 
 
@@ -78,12 +93,23 @@ def fit_study(
     pts = points_frame(df)
     if pts.empty:
         raise UserError(f"study {study.name}: no finished runs to fit yet")
-    factor = study.factor
+    return fit_points(pts, study.factor, study.fit, study.name)
+
+
+def fit_points(
+    pts, factor: str, fit: FitSpec, name: str = "study", *, calibrate: bool = True
+) -> dict[str, Any]:
+    """:func:`fit_study` on a study's seed-averaged points (:func:`points_frame`: ``task``,
+    ``method``, ``model``, ``pet_size``, ``factor``, ``data_size``, ``loss``, ``loss_std``,
+    ``n_seeds``) with the ``fit`` settings; the benchmarks call it on simulated points
+    (``calibrate`` False: the point bootstrap without cross-validation, the fit before
+    :mod:`ftscale.analysis.calibrate`)."""
     options = FitOptions(
-        space=study.fit.space,
-        huber_delta=study.fit.huber_delta,
-        bootstrap=study.fit.bootstrap,
-        seed=study.fit.seed,
+        space=fit.space,
+        huber_delta=fit.huber_delta,
+        bootstrap=fit.bootstrap,
+        seed=fit.seed,
+        calibrate=calibrate,
     )
     fits: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -93,7 +119,7 @@ def fit_study(
         if g[factor].isna().any():
             notes.append(f"{task}/{method}: runs without {factor}; cannot fit")
             continue
-        hold = holdout_mask(g, study)
+        hold = holdout_mask(g, fit)
         for i, row in g.iterrows():
             points_out.append(
                 {
@@ -109,7 +135,8 @@ def fit_study(
                     "heldout": bool(hold[i]),
                 }
             )
-        for law_name in study.fit.laws:
+        chosen_groups: dict[str, list[dict[str, Any]]] = {}
+        for law_name in expand_laws(fit.laws):
             # a one-factor law is fitted at each factor value on its own
             if get_law(law_name).n_factors == 2:
                 parts = [(None, np.ones(len(g), dtype=bool))]
@@ -132,6 +159,10 @@ def fit_study(
                 notes += why
                 if record is not None:
                     fits.append(record)
+                    key = "joint" if value is None else f"{value!r}"
+                    chosen_groups.setdefault(key, []).append(record)
+        for recs in chosen_groups.values():
+            choose(recs)
     values = sorted({p[factor] for p in points_out})
     critical = critical_table(fits, values)
     recommendations = recommendation_table(fits, pts, factor)
@@ -139,7 +170,7 @@ def fit_study(
     return fits_document(
         fits,
         notes,
-        study=study.name,
+        study=name,
         factor=factor,
         points=points_out,
         critical=critical,
@@ -270,7 +301,7 @@ def answer_of(
     points: list[dict[str, Any]],
     factor: str,
     health: dict[str, list[dict[str, Any]]],
-    law: str = "multiplicative",
+    law: str | None = None,
 ) -> dict[str, Any]:
     """The study's answer: per task, the recommended method at the task's largest factor value
     and largest data size (examples) of its runs, from the ``law`` fits.
@@ -302,19 +333,39 @@ def answer_of(
             factor: x,
             "model": models[0] if len(models) == 1 else None,
             "data_size": d,
-            "law": law,
+            "law": law or "auto",
             "best": None,
             "p_best": None,
             "n_draws": None,
             "ranking": [],
             "flips": [],
         }
+        if laws:
+            entry["law"] = law or laws_used(laws)
+            entry["laws"] = {m: law_summary(fits, rec) for m, (_, rec) in laws.items()}
         if len(laws) >= 2:
             rec = recommend_in(laws, x, d)
+            flagged = {
+                f.get("method"): f
+                for f in health["laws"]
+                if f.get("task") == task
+                and f.get("method") in methods
+                and f.get("law") == laws[f["method"]][1]["law"]
+                and f.get(factor, x) == x
+            }
+            widened = widened_p_best(laws, x, d, flagged)
+            if widened is not None:
+                probs, n_draws = widened
+                for r in rec["ranking"]:
+                    r["p_best"] = probs[r["method"]]
+                rec["p_best"], rec["n_draws"] = probs[rec["best"]], n_draws
+            for r in rec["ranking"]:
+                r["predictive_interval"] = _predictive(laws[r["method"]], x, d)
             entry.update(
                 best=rec["best"],
                 p_best=rec["p_best"],
                 n_draws=rec["n_draws"],
+                p_best_widened=sorted(flagged),
                 ranking=[
                     {
                         k: r.get(k)
@@ -322,6 +373,7 @@ def answer_of(
                             "method",
                             "predicted_loss",
                             "interval",
+                            "predictive_interval",
                             "p_best",
                             "measured_range",
                             "extrapolated",
@@ -351,12 +403,16 @@ def answer_of(
             if c.get("task") == task and (not methods or c.get("method") in methods):
                 flags.append({"kind": "curve", "message": c["message"]})
         for f in health["laws"]:
-            if f.get("task") == task and f.get("law") == law and f.get("method") in methods:
+            if (
+                f.get("task") == task
+                and f.get("method") in methods
+                and f.get("law") == laws[f["method"]][1]["law"]
+            ):
                 flags.append({"kind": "law", "message": f["message"]})
         entry["flags"] = flags
         entry["text"] = answer_text(entry, factor)
         out.append(entry)
-    return {"factor": factor, "law": law, "tasks": out}
+    return {"factor": factor, "law": law or "auto", "tasks": out}
 
 
 def answer_text(entry: dict[str, Any], factor: str) -> str:
@@ -376,8 +432,26 @@ def answer_text(entry: dict[str, Any], factor: str) -> str:
         certainty = (
             f"P(best) {entry['p_best']:.2f} over {entry['n_draws']} bootstrap draws of the laws"
         )
-    losses = ", ".join(
-        f"{method_label(r['method'])} {r['predicted_loss']:.3f}" for r in entry["ranking"]
+        if entry.get("p_best_widened"):
+            certainty += (
+                " (widened by the held-out error of "
+                + ", ".join(method_label(m) for m in entry["p_best_widened"])
+                + ", whose law does not extrapolate)"
+            )
+
+    def loss(r: dict[str, Any]) -> str:
+        iv = r.get("predictive_interval")
+        text = f"{method_label(r['method'])} {r['predicted_loss']:.3f}"
+        return text + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+
+    losses = ", ".join(loss(r) for r in entry["ranking"])
+    laws = entry.get("laws") or {}
+    used = "; ".join(
+        f"{method_label(m)}: {v['law']} law, cross-validated error "
+        + ("-" if v.get("cv_error") is None else f"{v['cv_error']:.3f}")
+        + ", held-out error "
+        + ("-" if v.get("delta_h") is None else f"{v['delta_h']:.3f}")
+        for m, v in laws.items()
     )
     n = len(entry["flags"])
     qualified = (
@@ -385,30 +459,115 @@ def answer_text(entry: dict[str, Any], factor: str) -> str:
     )
     return (
         f"{entry['task']}: {where}, use {method_label(entry['best'])} ({certainty}; predicted "
-        f"test loss {losses} nats/token){qualified}."
+        f"test loss {losses} nats/token, 95% intervals of one run's loss; {used}){qualified}."
     )
 
 
-def _joint_contexts(fits: list[dict[str, Any]], law: str = "multiplicative") -> list:
-    """Per task, the methods' two-factor fits of ``law`` (see :func:`contexts_of`)."""
+def law_summary(fits: list[dict[str, Any]], rec: dict[str, Any]) -> dict[str, Any]:
+    """Why a method's law was used: ``{"law", "why", "cv_error", "delta_h", "noise",
+    "others": [{"law", "cv_error", "delta_h"}]}`` (the other laws fitted to the same group)."""
+    others = [
+        {"law": f["law"], "cv_error": f.get("cv_error"), "delta_h": f.get("delta_h")}
+        for f in fits
+        if f["group"] == rec["group"] and f is not rec
+    ]
+    return {
+        "law": rec["law"],
+        "why": rec.get("why"),
+        "cv_error": rec.get("cv_error"),
+        "delta_h": rec.get("delta_h"),
+        "noise": rec.get("noise"),
+        "others": others,
+    }
+
+
+def _predictive(entry: tuple[Any, dict[str, Any]], x: float, d: float) -> list[float] | None:
+    """95% predictive interval (nats/token) of one new run's loss at (``x``, ``d``): the law's
+    draws plus one seed's noise and the law's lack of fit (its record's ``noise``)."""
+    law, rec = entry
+    noise = rec.get("noise") or {}
+    var = (noise.get("seed_sd") or 0.0) ** 2 + (noise.get("lack_of_fit") or 0.0) ** 2
+    iv = predictive_interval(law, np.array([x]), np.array([d]), var)
+    return None if iv is None else [float(iv[0][0]), float(iv[1][0])]
+
+
+def widened_p_best(
+    laws: dict[str, tuple[Any, dict[str, Any]]],
+    x: float,
+    d: float,
+    flagged: dict[str, dict[str, Any]],
+    seed: int = 0,
+) -> tuple[dict[str, float], int] | None:
+    """P(best) at (``x``, ``d``) from the laws' draws, where the draws of each ``flagged``
+    method (its law does not extrapolate: health) get Gaussian noise of its held-out error
+    Delta_h (nats/token), so that an answer the health checks doubt cannot read P(best) 1.00;
+    None when nothing is flagged or a law has no draws."""
+    if not flagged:
+        return None
+    draws = [law.draw_predictions(np.array([x]), np.array([d])) for law, _ in laws.values()]
+    if any(v is None for v in draws):
+        return None
+    r = min(len(v) for v in draws)
+    rng = np.random.default_rng(seed)
+    preds = []
+    for (m, (_, rec)), v in zip(laws.items(), draws, strict=True):
+        p = v[:r, 0]
+        if m in flagged:
+            p = p + rng.standard_normal(r) * float(rec.get("delta_h") or 0.0)
+        preds.append(p)
+    arr = np.stack(preds)
+    ok = np.isfinite(arr).all(axis=0)
+    if not ok.any():
+        return None
+    wins = np.bincount(np.argmin(arr[:, ok], axis=0), minlength=len(laws))
+    n = int(ok.sum())
+    return {m: float(w / n) for m, w in zip(laws, wins, strict=True)}, n
+
+
+def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
+    """Per task, the methods' two-factor fits of ``law`` (see :func:`contexts_of`); ``law``
+    None: each method's chosen law (:func:`ftscale.analysis.calibrate.choose`; methods may
+    then differ in law)."""
+    if law is None:
+        return contexts_of(
+            [f for f in fits if f.get("chosen") and f["factor"] is not None], mixed=True
+        )
     return contexts_of([f for f in fits if f["law"] == law and f["factor"] is not None])
 
 
+def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:
+    """The law (or per method, the laws) of a context's fits, as text."""
+    names = {rec["law"] for _, rec in laws.values()}
+    if len(names) == 1:
+        return names.pop()
+    return ", ".join(f"{m}: {rec['law']}" for m, (_, rec) in laws.items())
+
+
 def critical_table(
-    fits: list[dict[str, Any]], values: list[float], law: str = "multiplicative"
+    fits: list[dict[str, Any]],
+    values: list[float],
+    law: str | None = None,
+    search: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Critical data sizes between each pair of methods, per task, at each factor value."""
+    """Critical data sizes between each pair of methods, per task, at each factor value
+    (``search``: the data-size range searched, examples; default that of
+    :func:`ftscale.analysis.compare.pair_table`)."""
     return [
-        {"task": ctx["task"], "methods": p["methods"], "law": law, **p}
+        {
+            "task": ctx["task"],
+            "methods": p["methods"],
+            "law": law or laws_used({m: laws[m] for m in p["methods"]}),
+            **p,
+        }
         for ctx, laws in _joint_contexts(fits, law)
-        for p in pair_table(laws, values)
+        for p in pair_table(laws, values, *(search or ()))
     ]
 
 
 def critical_budget_table(
     fits: list[dict[str, Any]],
     values: list[float],
-    law: str = "multiplicative",
+    law: str | None = None,
     column: str = "flops",
 ) -> list[dict[str, Any]]:
     """Critical compute budgets (units of ``column``: FLOPs by default) between each pair of
@@ -426,12 +585,12 @@ def critical_budget_table(
             pairs = budget_pair_table(laws, list(values), column)
         except UserError:  # a cost model that does not grow with data: no budget picks a size
             continue
-        out += [{"task": ctx["task"], "law": law, **p} for p in pairs]
+        out += [{"task": ctx["task"], "law": law or laws_used(laws), **p} for p in pairs]
     return out
 
 
 def pet_size_table(
-    fits: list[dict[str, Any]], pts, law: str = "multiplicative", tolerance: float = 0.01
+    fits: list[dict[str, Any]], pts, law: str | None = None, tolerance: float = 0.01
 ) -> list[dict[str, Any]]:
     """For a pet_size study: per task, the PET size to use per method
     (:func:`ftscale.analysis.compare.pet_size_in`) at the largest data size that every method
@@ -452,7 +611,7 @@ def pet_size_table(
 
 
 def recommendation_table(
-    fits: list[dict[str, Any]], pts, factor: str, law: str = "multiplicative"
+    fits: list[dict[str, Any]], pts, factor: str, law: str | None = None
 ) -> list[dict[str, Any]]:
     """For each task and each factor value of the study, the recommendation at the largest
     data size that every method was run with (a budget the user plausibly has)."""
@@ -483,7 +642,7 @@ def _crossings_text(points: list[dict[str, Any]], key: str) -> str:
 def format_fits(doc: dict[str, Any]) -> str:
     """A compact human-readable summary of :func:`fit_study`'s document."""
     lines = [f"study {doc['study']}: factor {doc['factor']}"]
-    lines.append(f"{'task':18} {'method':7} {'law':15} {'params':58} {'Δe':>7} {'Δh':>7}")
+    lines.append(f"{'task':18} {'method':7} {'law':26} {'params':58} {'Δe':>7} {'Δh':>7} {'cv':>7}")
     for f in doc["fits"]:
         g = f["group"]
         params = " ".join(f"{k}={v:.3g}" for k, v in f["params"].items())
@@ -491,9 +650,12 @@ def format_fits(doc: dict[str, Any]) -> str:
         extra = (
             "" if f["factor"] is not None else f" @{doc['factor']}={g.get(doc['factor'], '?'):g}"
         )
+        cv = "-" if f.get("cv_error") is None else f"{f['cv_error']:.4f}"
         lines.append(
-            f"{g['task'][:18]:18} {g['method']:7} {(f['law'] + extra)[:15]:15} {params[:58]:58} "
-            f"{f['delta_e']:7.4f} {dh:>7}" + ("" if f["converged"] else "  (not converged)")
+            f"{g['task'][:18]:18} {g['method']:7} {(f['law'] + extra)[:26]:26} {params[:58]:58} "
+            f"{f['delta_e']:7.4f} {dh:>7} {cv:>7}"
+            + (" *" if f.get("chosen") else "")
+            + ("" if f["converged"] else "  (not converged)")
         )
     for c in doc.get("critical", []):
         pts = _crossings_text(c["points"], "critical_data_size")

@@ -8,12 +8,18 @@ import argparse
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "fit",
-        help="fit a scaling law (multiplicative, additive, power, rectified) to a results table",
+        help="fit a scaling law (or --law auto: every law, the best by held-out error)",
         description="Fit a finetuning scaling law per group of a long results table "
         "(one row per run; CSV/TSV, Parquet or JSONL).",
     )
     p.add_argument("table", metavar="TABLE")
-    p.add_argument("--law", required=True, help="multiplicative | additive | power | rectified")
+    p.add_argument(
+        "--law",
+        required=True,
+        help="auto (every law with --factor's number of factors; the one with the lowest "
+        "cross-validated extrapolation error is marked chosen) | multiplicative | additive | "
+        "power | rectified | multiplicative_rectified | additive_rectified",
+    )
     p.add_argument(
         "--factor", help="column of the second factor X (model_size, pretrain_tokens, pet_size)"
     )
@@ -85,12 +91,13 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             [
                 fmt_group(f["group"]),
-                f["law"],
+                f["law"] + (" *" if f.get("chosen") and len(slim["fits"]) > 1 else ""),
                 params,
                 f["n_fit"],
                 f["n_holdout"],
                 f["delta_e"],
                 f["delta_h"],
+                f.get("cv_error"),
                 "yes" if f["converged"] else "NO",
                 {True: "yes", False: "NO", None: "-"}[(f.get("health") or {}).get("extrapolates")],
             ]
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             "n_hold",
             "delta_e",
             "delta_h",
+            "cv_error",
             "converged",
             "extrapolates",
         ],

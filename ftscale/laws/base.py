@@ -50,6 +50,11 @@ class ScalingLaw:
     #: exponents: a form may narrow them. Without a box, flat valleys (all points on the
     #: plateau of a rectified curve) send parameters to infinity and L-BFGS crawls after them.
     bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+    #: Whether the form has a finite prediction at D = 0 (the zero-shot loss): forms with a
+    #: pre-learned data size D_l do; a pure power of D does not.
+    accepts_zero_data: ClassVar[bool] = False
+    #: Whether ``--law auto`` / ``fit.laws = ["auto"]`` fit this form (a user can always name it).
+    in_auto: ClassVar[bool] = True
     _SCALE_BOUNDS = (-30.0, 50.0)
     _EXPONENT_BOUNDS = (-2.0, 5.0)
 
@@ -139,10 +144,17 @@ class ScalingLaw:
     # -- inputs -------------------------------------------------------------------------------
     def _logs(self, X: np.ndarray | None, D: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         D = np.asarray(D, dtype=float).ravel()
-        if np.any(~np.isfinite(D)) or np.any(D <= 0):
-            raise UserError("data sizes must be positive and finite")
+        if np.any(~np.isfinite(D)) or np.any(D < 0):
+            raise UserError("data sizes must be non-negative and finite")
+        if np.any(D == 0) and not self.accepts_zero_data:
+            raise UserError(
+                f"data sizes must be positive for the {self.name} law (a zero-shot point, data "
+                "size 0, needs a law with a pre-learned data size D_l)"
+            )
+        with np.errstate(divide="ignore"):
+            logd = np.log(D)  # D = 0: -inf, which the forms with D_l handle
         if self.n_factors == 1:
-            return None, np.log(D)
+            return None, logd
         if X is None:
             raise UserError(f"law {self.name} needs a factor (X) besides the data size")
         X = np.asarray(X, dtype=float).ravel()
@@ -150,7 +162,7 @@ class ScalingLaw:
             raise UserError("factor and data size must have the same length")
         if np.any(~np.isfinite(X)) or np.any(X <= 0):
             raise UserError("factor values must be positive and finite")
-        return np.log(X), np.log(D)
+        return np.log(X), logd
 
     @staticmethod
     def _losses(L: np.ndarray, n: int) -> np.ndarray:
@@ -232,9 +244,66 @@ class ScalingLaw:
             )
         self.ci_ = {}
         self.bootstrap_params_ = None
+        self.noise_scale_ = None
+        self._data = (x, d, y, free)
         if self.n_bootstrap > 0:
             self._bootstrap(x, d, y, free)
         return self
+
+    def bootstrap_noise(
+        self, sd: np.ndarray, n_bootstrap: int, *, scale: float = 1.0, seed: int = 0
+    ) -> ScalingLaw:
+        """Parametric bootstrap of a fitted law: ``n_bootstrap`` loss vectors are simulated as
+        the fit's predictions plus Gaussian noise of standard deviation ``scale * sd`` at each
+        fitted point (``sd``: (N,) nats/token, e.g. the standard error of each point's seed mean
+        plus the law's lack of fit), each is refitted from the fit's optimum (one batch), and
+        the draws replace ``bootstrap_params_`` and ``ci_`` (95% percentile intervals).
+        ``scale`` > 1 widens the draws (the cross-validated extrapolation error says by how
+        much). Returns self."""
+        self._check_fitted()
+        x, d, y, free = self._data
+        sd = np.broadcast_to(np.asarray(sd, dtype=float), y.shape)
+        if n_bootstrap <= 0:
+            return self
+        with single_thread_blas():
+            rng = np.random.default_rng(seed)
+            pred = np.exp(self.log_pred(self._theta[None], x, d)[0][0])
+            ys = pred[None, :] + scale * sd[None, :] * rng.standard_normal((n_bootstrap, y.size))
+            ys = np.maximum(ys, 1e-6 * np.max(pred))  # losses stay positive
+            fun = huber_objective(self.log_pred, x, d, ys, space=self.space, delta=self.huber_delta)
+            starts = np.repeat(self._theta[None, :], n_bootstrap, axis=0)
+            theta, f, conv = batched_lbfgs(
+                fun, starts, free=free, max_iter=self.max_iter, bounds=self.free_bounds()
+            )
+        keep = np.isfinite(f)
+        pub = np.array([list(self.from_free(t).values()) for t in theta[keep]])
+        self.bootstrap_params_ = pub
+        self.bootstrap_converged_ = float(np.mean(conv))
+        self.n_bootstrap = int(n_bootstrap)
+        self.noise_scale_ = float(scale)
+        if len(pub):
+            lo, hi = np.percentile(pub, [2.5, 97.5], axis=0)
+            self.ci_ = {
+                k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)
+            }
+        return self
+
+    def draw_predictions(self, X: np.ndarray | None, D: np.ndarray) -> np.ndarray | None:
+        """Predictions (R, N) of every bootstrap draw at (``X``, ``D``), nats/token; None
+        without draws. Draws that predict no finite loss give NaN."""
+        self._check_fitted()
+        draws = self.bootstrap_params_
+        if draws is None or len(draws) == 0:
+            return None
+        D = np.asarray(D, dtype=float).ravel()
+        x = None if self.n_factors == 1 else np.log(np.broadcast_to(X, D.shape).astype(float))
+        with np.errstate(all="ignore"):
+            cols = [
+                np.log(np.where(v > 0, v, np.nan)) if k in self.log_params else v
+                for k, v in zip(self.param_names, np.asarray(draws, dtype=float).T, strict=True)
+            ]
+            lp, _ = self.log_pred(np.stack(cols, axis=1), x, np.log(D))
+        return np.exp(lp)
 
     def _polish_best(
         self, fun, theta: np.ndarray, f: np.ndarray, free: np.ndarray
@@ -302,7 +371,9 @@ class ScalingLaw:
         else:
             x = None
         theta = cls.to_free(params)[None, :]
-        lp, _ = cls.log_pred(theta, x, np.log(D).ravel())
+        with np.errstate(divide="ignore"):
+            logd = np.log(D).ravel()
+        lp, _ = cls.log_pred(theta, x, logd)
         return np.exp(lp[0]).reshape(D.shape)
 
     def predict_interval(

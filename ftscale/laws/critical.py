@@ -221,6 +221,22 @@ def _boot_summary(boot: np.ndarray, level: float) -> tuple[int, float, list[floa
     return int(boot.size), float(hit.size / boot.size), [float(a), float(b)]
 
 
+def _interval_all(boot: np.ndarray, level: float) -> list[float | None] | None:
+    """The ``level`` percentile interval of the first crossing over ALL pairs of draws, a pair
+    that does not cross in the range counting as a crossing beyond its end: ``[lo, hi]``
+    (examples), ``hi`` None when the interval reaches past the range (the methods may not
+    cross in it), ``[None, None]`` when fewer than (1 - level) / 2 of the pairs cross; None
+    without draws. Unlike the interval over the crossing pairs only, it does not lose the
+    pairs that put the crossing beyond the range."""
+    if boot.size == 0:
+        return None
+    v = np.where(np.isfinite(boot), boot, np.inf)
+    q = 50 * (1 - level)
+    a = float(np.percentile(v, q, method="lower"))
+    b = float(np.percentile(v, 100 - q, method="higher"))
+    return [a if np.isfinite(a) else None, b if np.isfinite(b) else None]
+
+
 def critical_data_size(
     law1: ScalingLaw,
     law2: ScalingLaw,
@@ -234,8 +250,9 @@ def critical_data_size(
 
     With bootstrap draws on both laws: ``critical_data_size_ci`` is the ``level`` percentile
     interval [lo, hi] (examples) of the first crossing over the pairs of draws that cross in
-    [lo, hi] (None if none does) and ``p_crossing`` the share of pairs that cross there.
-    Without draws the three are None.
+    [lo, hi] (None if none does), ``p_crossing`` the share of pairs that cross there, and
+    ``critical_data_size_interval`` the interval over all pairs (:func:`_interval_all`: a pair
+    without a crossing counts as one beyond the range). Without draws all are None.
     """
     cs = crossings(law1, law2, x, lo, hi)
     out = {
@@ -244,12 +261,14 @@ def critical_data_size(
         "crossings": cs,
         "note": None if cs else f"no crossing in [{lo:g}, {hi:g}]",
         "critical_data_size_ci": None,
+        "critical_data_size_interval": None,
         "p_crossing": None,
         "n_draws": None,
     }
     boot = bootstrap_crossings(law1, law2, x, lo, hi)
     if boot is not None:
         out["n_draws"], out["p_crossing"], out["critical_data_size_ci"] = _boot_summary(boot, level)
+        out["critical_data_size_interval"] = _interval_all(boot, level)
     return out
 
 

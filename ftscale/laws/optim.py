@@ -37,22 +37,25 @@ def huber_objective(
     ``y`` is the observed loss (nats/token). The residual is ``pred - y`` in ``"linear"`` space
     (the paper's Eq. 2) or ``log pred - log y`` in ``"log"`` space. A sum, not a mean: with
     delta = 1e-3 a mean makes the objective so flat that L-BFGS stops at its first iterate.
-    ``weights`` is (N,) or (R, N) with one row per batch member (bootstrap replicate counts).
+    ``weights`` is (N,) or (R, N) with one row per batch member (bootstrap replicate counts);
+    ``y`` likewise (N,) or (R, N) (a parametric bootstrap: one simulated loss vector per member).
     """
     if space not in ("linear", "log"):
         raise ValueError(f"space must be 'linear' or 'log', not {space!r}")
-    logy = np.log(y)
+    y_all = np.asarray(y, dtype=float)
+    logy_all = np.log(y_all)
     w_all = None if weights is None else np.asarray(weights, dtype=float)
 
     def fun(theta: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Trial steps of the line search may overflow; those rows get f = inf and are rejected.
+        yy = y_all if y_all.ndim == 1 else y_all[rows]
         with np.errstate(all="ignore"):
             lp, g = log_pred(theta, x, d)
             if space == "linear":
                 pred = np.exp(lp)
-                r = pred - y
+                r = pred - yy
             else:
-                r = lp - logy
+                r = lp - (logy_all if y_all.ndim == 1 else logy_all[rows])
             a = np.abs(r)
             quad = a <= delta
             h = np.where(quad, 0.5 * r * r, delta * (a - 0.5 * delta))

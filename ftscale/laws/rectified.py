@@ -29,14 +29,18 @@ class RectifiedLaw(ScalingLaw):
     }
     # beta beyond 2 with a huge D_l is a step function, not a learning curve.
     bounds = {"beta": (0.0, 2.0), "D_l": (-30.0, 30.0)}
+    # D = 0 (the zero-shot loss) is the plateau's start: B / D_l + E.
+    accepts_zero_data = True
 
     @staticmethod
     def log_pred(theta, x, d):
         b, log_dl, beta, e = (theta[:, k, None] for k in range(4))
-        v = np.logaddexp(log_dl, beta * d)  # log(D_l + D^beta)
+        zero = ~np.isfinite(d)  # D = 0: D^beta = 0 whatever beta
+        dd = np.where(zero, 0.0, d)
+        v = np.logaddexp(log_dl, np.where(zero, -np.inf, beta * dd))  # log(D_l + D^beta)
         s = np.exp(log_dl - v)  # D_l / (D_l + D^beta)
         u = b - v
         lp = np.logaddexp(u, e)
         w = np.exp(u - lp)
-        g = np.stack([w, -s * w, -d * (1.0 - s) * w, 1.0 - w], axis=-1)
+        g = np.stack([w, -s * w, -dd * (1.0 - s) * w, 1.0 - w], axis=-1)
         return lp, g

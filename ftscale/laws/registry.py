@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from ftscale.errors import UserError
 from ftscale.laws.additive import AdditiveLaw
+from ftscale.laws.additive_rectified import AdditiveRectifiedLaw
 from ftscale.laws.base import ScalingLaw
 from ftscale.laws.multiplicative import MultiplicativeLaw
+from ftscale.laws.multiplicative_rectified import MultiplicativeRectifiedLaw
 from ftscale.laws.power import PowerLaw
 from ftscale.laws.rectified import RectifiedLaw
 
@@ -15,6 +17,8 @@ LAWS: dict[str, type[ScalingLaw]] = {
     "additive": AdditiveLaw,
     "power": PowerLaw,
     "rectified": RectifiedLaw,
+    "multiplicative_rectified": MultiplicativeRectifiedLaw,
+    "additive_rectified": AdditiveRectifiedLaw,
 }
 
 

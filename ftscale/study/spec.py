@@ -94,7 +94,7 @@ _TOP_KEYS = {"study", "tasks", "data_sizes", "pet_sizes", "training", "fit", "tr
 
 @dataclass(frozen=True)
 class FitSpec:
-    laws: tuple[str, ...] = ("multiplicative", "additive")
+    laws: tuple[str, ...] = ("auto",)  # "auto": every two-factor law, chosen by held-out error
     holdout_largest: tuple[str, ...] = ("model_size", "data_size")
     holdout: str = ""
     space: str = "linear"
@@ -362,7 +362,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     _check_keys(f, _FIT_KEYS, "fit.", path)
     laws = _str_list(f.get("laws", list(FitSpec.laws)), "fit.laws", path)
     for law in laws:
-        if law not in LAWS:  # the law registry (numpy/scipy only)
+        if law not in LAWS and law != "auto":  # the law registry (numpy/scipy only)
             raise _err(path, f"fit.laws: unknown law '{law}' (known: {', '.join(LAWS)})")
     hl = f.get("holdout_largest", list(FitSpec.holdout_largest))
     if not isinstance(hl, list) or not all(

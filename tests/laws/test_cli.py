@@ -46,10 +46,22 @@ BAD_INPUTS = [
         ":5: column 'model_size' is not numeric: 'big'",
     ),
     (
-        "non-positive size",
+        "zero data size for a law without D_l",
         rows(bad="fmt,1e9,0,1.0"),
         ["--law", "multiplicative", "--factor", "model_size"],
-        ":5: size column 'data_size' must be positive",
+        ":5: data_size 0 (a zero-shot point) needs a law with a pre-learned data size",
+    ),
+    (
+        "negative data size",
+        rows(bad="fmt,1e9,-3,1.0"),
+        ["--law", "multiplicative_rectified", "--factor", "model_size"],
+        ":5: size column 'data_size' must be non-negative",
+    ),
+    (
+        "non-positive factor",
+        rows(bad="fmt,0,100,1.0"),
+        ["--law", "multiplicative", "--factor", "model_size"],
+        ":5: size column 'model_size' must be positive",
     ),
     (
         "NaN loss",

@@ -12,6 +12,15 @@ TRUTH = {
     "additive": {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 1.69},
     "power": {"A": 5.0, "beta": 0.3, "E": 0.8},
     "rectified": {"B": 50.0, "D_l": 20.0, "beta": 0.5, "E": 0.9},
+    "multiplicative_rectified": {"A": 300.0, "alpha": 0.3, "beta": 0.4, "D_l": 60.0, "E": 1.0},
+    "additive_rectified": {
+        "A": 400.0,
+        "alpha": 0.34,
+        "B": 30.0,
+        "beta": 0.5,
+        "D_l": 50.0,
+        "E": 1.2,
+    },
 }
 
 
@@ -22,6 +31,10 @@ def design(name):
         return X.ravel(), D.ravel()
     if name == "additive":
         X, D = np.meshgrid(np.geomspace(1e8, 1e10, 8), np.geomspace(1e8, 1e10, 6))
+        return X.ravel(), D.ravel()
+    if name.endswith("_rectified"):
+        # the zero-shot point (D = 0) and the pre-power phase (D < D_l) in the design
+        X, D = np.meshgrid(np.geomspace(1e6, 3e7, 5), [0.0, 10, 30, 100, 300, 1000, 3000])
         return X.ravel(), D.ravel()
     assert cls.n_factors == 1
     return None, np.geomspace(10, 1e5, 14)
@@ -37,11 +50,11 @@ def test_gradient_matches_finite_differences(name):
     X, D = design(name)
     x = None if X is None else np.log(X)
     theta = cls.to_free(TRUTH[name]) + 0.05
-    lp, g = cls.log_pred(theta[None], x, np.log(D))
+    with np.errstate(divide="ignore"):
+        logd = np.log(D)
+    lp, g = cls.log_pred(theta[None], x, logd)
     for j in (0, len(D) // 2, len(D) - 1):
-        num = approx_fprime(
-            theta, lambda t, j=j: cls.log_pred(t[None], x, np.log(D))[0][0, j], 1e-7
-        )
+        num = approx_fprime(theta, lambda t, j=j: cls.log_pred(t[None], x, logd)[0][0, j], 1e-7)
         np.testing.assert_allclose(g[0, j], num, rtol=1e-4, atol=1e-6)
 
 
@@ -147,3 +160,37 @@ def test_laws_import_numpy_and_scipy_only():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_zero_data_size_is_the_zero_shot_point():
+    """D = 0 rows are accepted by the laws with a pre-learned data size and refused by the
+    others, with a message that says why."""
+    from ftscale.errors import UserError
+
+    p = TRUTH["multiplicative_rectified"]
+    law = get_law("multiplicative_rectified")().set_params(p)
+    zs = law.predict(1e7, 0.0)
+    assert zs == pytest.approx(p["A"] * 1e7 ** -p["alpha"] * p["D_l"] ** -p["beta"] + p["E"])
+    r = get_law("rectified")().set_params(TRUTH["rectified"])
+    assert r.predict(None, 0.0) == pytest.approx(50.0 / 20.0 + 0.9)
+    with pytest.raises(UserError, match="pre-learned data size"):
+        get_law("multiplicative")().fit([1e9] * 5, [0, 1, 2, 3, 4], [1.0] * 5)
+
+
+def test_zero_shot_point_helps_the_rectified_law():
+    """On a curve measured only in its pre-power phase, the zero-shot point pins the plateau:
+    the extrapolation to 100x the largest size is closer with it than without."""
+    truth = {"B": 40.0, "D_l": 30.0, "beta": 0.6, "E": 1.0}
+    cls = get_law("rectified")
+    D = np.array([5.0, 10, 20, 40, 80, 160])
+    rng = np.random.default_rng(3)
+    errs = {}
+    for zero in (False, True):
+        e = []
+        for _ in range(5):
+            DD = np.r_[0.0, D] if zero else D
+            L = cls.predict_with(truth, None, DD) + rng.normal(0, 0.01, DD.size)
+            law = cls().fit(None, DD, L)
+            e.append(abs(law.predict(None, 16000.0) - cls.predict_with(truth, None, 16000.0)))
+        errs[zero] = float(np.mean(e))
+    assert errs[True] < errs[False], errs
