@@ -546,7 +546,7 @@ def _run_adaptive(args: argparse.Namespace, study, store_path: str) -> int:
     from ftscale.study.check import check_study_resources
     from ftscale.study.runner import run_study
 
-    kind = parse_question(args.question, study)["kind"]  # bad text fails before any run
+    kind = parse_question(args.question, study).kind  # bad text fails before any run
     if args.until is not None:
         parse_until(args.until, kind)
     budget = _budget_seconds(args.max_core_hours, "--max-core-hours")
