@@ -58,9 +58,14 @@ def write_json(path: str, obj: Any) -> None:
         fh.write(to_json_text(obj))
 
 
-def print_rows(header: list[str], rows: list[list[Any]]) -> None:
-    """A compact aligned table on stdout."""
+def format_rows(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A compact aligned table's lines: columns two spaces apart, numbers by :func:`fmt_num`."""
     cells = [header] + [[fmt_num(c) if not isinstance(c, str) else c for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for r in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+
+
+def print_rows(header: list[str], rows: list[list[Any]]) -> None:
+    """A compact aligned table on stdout."""
+    for line in format_rows(header, rows):
+        print(line)

@@ -9,6 +9,7 @@ its finished runs in the store; the engine records the same key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,3 +79,76 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
                             )
                             runs.append(PlannedRun(key, spec))
     return runs
+
+
+def plan_overview(
+    study: Study,
+    store_path: str,
+    *,
+    probe: bool = False,
+    probe_steps: int = 6,
+    progress: Callable[[int, int, tuple], None] | None = None,
+) -> dict[str, Any]:
+    """The study's runs with their status in the store at ``store_path`` (``new`` where it has
+    none, or no store exists yet), their candidate learning rates and estimated seconds:
+    ``{"study", "store", "runs", "n_runs", "n_todo", "estimate": {"total_seconds",
+    "remaining_seconds", "runs_not_estimated", "startup_seconds_per_worker", "basis"}}``.
+
+    ``probe`` times ``probe_steps`` steps of each (model, method) with no finished run
+    (:func:`ftscale.study.estimate.probe_costs`; ``progress(i, n, key)`` before each probe)."""
+    from ftscale.errors import UserError
+    from ftscale.finetune.config import lr_candidates
+    from ftscale.study.check import check_study_resources
+    from ftscale.study.estimate import estimate_runs, probe_costs
+    from ftscale.study.runfn import spec_to_config
+    from ftscale.study.storage import describe_store, open_store, store_exists
+
+    check_study_resources(study)
+    runs = plan_study(study)
+    status: dict[str, str] = {}
+    measured = []
+    if store_exists(store_path):
+        with open_store(store_path, must_exist=True) as store:
+            for r in store.runs([r.run_key for r in runs]):
+                status[r.run_key] = r.status
+                if r.status == "done" and r.record:
+                    measured.append(r.record)
+    if probe_steps <= 0:
+        raise UserError(f"--probe-steps must be positive, got {probe_steps}")
+    probes, startup = None, None
+    if probe:
+        measured_pairs = {(m.get("model"), m.get("method")) for m in measured}
+        unmeasured = [
+            r.spec
+            for r in runs
+            if status.get(r.run_key) != "done"
+            and (r.spec["model"], r.spec["method"]) not in measured_pairs
+        ]
+        probes, startup = probe_costs(unmeasured, steps=probe_steps, progress=progress)
+    est = estimate_runs([r.spec for r in runs], measured, probes)
+    rows = [
+        {
+            "run_key": r.run_key,
+            **{k: r.spec[k] for k in ("task", "method", "model", "pet_size", "data_size", "seed")},
+            # the candidate rates the run compares on dev (one: no search)
+            "lr": lr_candidates(spec_to_config(r.spec)),
+            "status": status.get(r.run_key, "new"),
+            "est_seconds": e,
+        }
+        for r, e in zip(runs, est["per_run"], strict=True)
+    ]
+    todo = [row for row in rows if row["status"] not in ("done", "failed", "diverged")]
+    return {
+        "study": study.name,
+        "store": describe_store(store_path),
+        "runs": rows,
+        "n_runs": len(rows),
+        "n_todo": len(todo),
+        "estimate": {
+            "total_seconds": est["total_seconds"],
+            "remaining_seconds": sum(row["est_seconds"] or 0.0 for row in todo),
+            "runs_not_estimated": sum(row["est_seconds"] is None for row in todo),
+            "startup_seconds_per_worker": startup,
+            "basis": est["basis"],
+        },
+    }

@@ -3,7 +3,6 @@ executor, record outcomes. Only this process writes the store."""
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TextIO
 from ftscale.study.executors import make_executor
 from ftscale.study.executors.base import LOST, Outcome
 from ftscale.study.plan import PlannedRun, plan_study
+from ftscale.study.progress import Progress
 from ftscale.study.spec import Study
 from ftscale.study.storage import RunStorage, open_store
 
@@ -39,55 +39,23 @@ class RunSummary:
     held_elsewhere: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Progress:
-    """A live progress line on a terminal (runs done, failed, ETA); plain lines otherwise."""
+def _run_event(
+    counts: dict[str, int], total: int, finished_now: int, elapsed: float, last: str
+) -> tuple[str, int, str]:
+    """(the log line, runs finished, the bar's postfix) after a run of a study finished."""
+    from ftscale.study.progress import format_seconds
 
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True):
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = self.stream.isatty()
-        self.t0 = time.monotonic()
-        self.last_plain = 0.0
-
-    def update(self, counts: dict[str, int], finished_now: int, last: str = "") -> None:
-        if not self.enabled:
-            return
-        done = counts.get("done", 0)
-        bad = counts.get("failed", 0) + counts.get("diverged", 0)
-        finished = done + bad
-        elapsed = time.monotonic() - self.t0
-        remaining = self.total - finished
-        eta = "?"
-        if finished_now > 0 and remaining > 0:
-            eta = _fmt_secs(elapsed / finished_now * remaining)
-        elif remaining == 0:
-            eta = "0s"
-        width = 28
-        fill = int(width * finished / max(self.total, 1))
-        bar = "#" * fill + "-" * (width - fill)
-        line = (
-            f"[{bar}] {finished}/{self.total} done={done} failed={counts.get('failed', 0)} "
-            f"diverged={counts.get('diverged', 0)} running={counts.get('running', 0)} "
-            f"elapsed={_fmt_secs(elapsed)} eta={eta}"
-        )
-        if self.tty:
-            self.stream.write("\r" + line[:160].ljust(160))
-            self.stream.flush()
-        elif time.monotonic() - self.last_plain > 5 or remaining == 0:
-            self.last_plain = time.monotonic()
-            self.stream.write(line + (f"  last: {last}" if last else "") + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _fmt_secs(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+    done = counts.get("done", 0)
+    finished = done + counts.get("failed", 0) + counts.get("diverged", 0)
+    remaining = total - finished
+    eta = "?"
+    if finished_now > 0 and remaining > 0:
+        eta = format_seconds(elapsed / finished_now * remaining)
+    elif remaining == 0:
+        eta = format_seconds(0)
+    postfix = " ".join(f"{k}={counts.get(k, 0)}" for k in ("done", "failed", "diverged", "running"))
+    line = f"{finished}/{total} {postfix} elapsed={format_seconds(elapsed)} eta={eta}  last: {last}"
+    return line, finished, postfix
 
 
 def sync_plan(
@@ -149,7 +117,15 @@ def run_study(
             backend, workers=workers, threads=threads, address=address, **(executor_kwargs or {})
         )
         executor.start()
-        bar = Progress(len(keys), stream=stream, enabled=progress)
+        bar = Progress(
+            len(keys),
+            desc=study.name,
+            unit="run",
+            initial=summary.skipped,
+            stream=stream,
+            enabled=progress,
+        )
+        t_run = time.monotonic()
         in_flight: set[str] = set()
         finished_now = 0
         try:
@@ -183,12 +159,15 @@ def run_study(
                     finished_now += 1
                     summary.ran += 1
                     spec = store.get(key).spec
-                    bar.update(
+                    line, finished, postfix = _run_event(
                         store.counts(keys),
+                        len(keys),
                         finished_now,
-                        last=f"{spec['method']} {spec['model']} D={spec['data_size']} "
+                        time.monotonic() - t_run,
+                        f"{spec['method']} {spec['model']} D={spec['data_size']} "
                         f"seed={spec['seed']}: {outcome.status}",
                     )
+                    bar.event(line, n=finished, postfix=postfix)
                 store.heartbeat()
         except BaseException:
             for key in in_flight:  # give them back (Ctrl-C); a SIGKILL never gets here

@@ -9,6 +9,7 @@ import pytest
 from ftscale.analysis.study import fit_study
 from ftscale.errors import UserError
 from ftscale.study import adaptive
+from ftscale.study.adaptive.scoring import _candidates
 from ftscale.study.executors.base import execute
 from ftscale.study.plan import plan_study
 from ftscale.study.runner import run_study, sync_plan
@@ -59,11 +60,11 @@ def _fittable(study, db):
 
 def test_question_text_is_checked(sim_study):
     study = _study()
-    assert adaptive.parse_question(None, study)["kind"] == "recommend"
+    assert adaptive.parse_question(None, study).kind == "recommend"
     q = adaptive.parse_question("critical fmt,lora at model=sim-1e6", study)
-    assert q["methods"] == ("fmt", "lora") and q["model"] == "sim-1e6"
+    assert q.methods == ("fmt", "lora") and q.model == "sim-1e6"
     q = adaptive.parse_question("recommend at model=sim-3e5 data_size=300", study)
-    assert q["data_size"] == 300.0
+    assert q.data_size == 300.0
     for bad in (
         "bogus",
         "critical fmt",
@@ -132,7 +133,7 @@ def test_runs_the_fit_holds_out_are_not_scored(tmp_path, sim_env):
     _, doc = _fittable(study, db)
     top = max(p["model_size"] for p in doc["points"])
     with RunStore(db) as store:
-        cands, _ = adaptive._candidates(study, store, plan_study(study, HASHES), doc)
+        cands, _ = _candidates(study, store, plan_study(study, HASHES), doc)
         q = adaptive.resolve_question(adaptive.parse_question(None, study), study, doc)
         state, _ = adaptive.design_state(q, doc)
         _, scored = adaptive.score_candidates(state, study, cands)
