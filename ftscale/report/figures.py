@@ -88,8 +88,29 @@ def _pet_choice(doc: dict[str, Any], task: str, method: str) -> dict[str, Any] |
     return None
 
 
+def chosen_fits(
+    doc: dict[str, Any], task: str | None = None, law: str | None = None
+) -> dict[tuple[Any, Any], dict[str, Any]]:
+    """The joint fits (a factor fitted) by (task, method): of ``law`` if given, else each
+    group's chosen law (``"chosen": true``, law choice by held-out error), else its
+    multiplicative fit."""
+    out: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for f in doc.get("fits", []):
+        key = (f["group"].get("task"), f["group"].get("method"))
+        if f.get("factor") is None or (task is not None and key[0] != task):
+            continue
+        if law is not None:
+            if f["law"] == law:
+                out[key] = f
+        elif f.get("chosen") or (
+            f["law"] == "multiplicative" and not out.get(key, {}).get("chosen")
+        ):
+            out[key] = f
+    return out
+
+
 def scaling_figure(
-    doc: dict[str, Any], task: str, out: Path, law: str = "multiplicative"
+    doc: dict[str, Any], task: str, out: Path, law: str | None = None
 ) -> Path | None:
     """Test loss against finetuning data size, one panel per method, one curve per factor value,
     the fitted law through the points; dashed beyond the largest fitted data size (the
@@ -102,11 +123,7 @@ def scaling_figure(
         {p["method"] for p in pts},
         key=lambda m: list(METHODS).index(m) if m in METHODS else 99,
     )
-    fits = {
-        f["group"]["method"]: f
-        for f in doc["fits"]
-        if f["group"].get("task") == task and f["law"] == law and f["factor"] is not None
-    }
+    fits = {m: f for (_, m), f in chosen_fits(doc, task, law).items()}
     plt = _plt()
     fig, axes = plt.subplots(
         1, len(methods), figsize=(3.6 * len(methods), 3.2), squeeze=False, sharey=True, sharex=True
@@ -301,7 +318,6 @@ def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = N
     the answer's data size, its prediction with the 95% interval; the recommended method's
     marked by a star. Returns the PNG path, or None without an answer to draw."""
     answer = doc.get("answer") or {}
-    law = law or answer.get("law") or "multiplicative"
     factor = doc["factor"]
     entry = next((a for a in answer.get("tasks") or [] if a.get("task") == task), None)
     if entry is None or entry.get(factor) is None:
@@ -310,11 +326,7 @@ def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = N
     pts = [p for p in doc["points"] if p["task"] == task and p[factor] == x]
     if not pts:
         return None
-    fits = {
-        f["group"]["method"]: f
-        for f in doc["fits"]
-        if f["group"].get("task") == task and f["law"] == law and f["factor"] is not None
-    }
+    fits = {m: f for (_, m), f in chosen_fits(doc, task, law).items()}
     ranking = {r["method"]: r for r in entry.get("ranking") or []}
     methods = sorted(
         {p["method"] for p in pts} | set(ranking),

@@ -18,6 +18,7 @@ from typing import Any
 
 from ftscale.analysis.health import method_label
 from ftscale.errors import UserError
+from ftscale.report.figures import chosen_fits
 from ftscale.study.spec import Study
 
 #: Points of each fitted curve on the page (log-spaced data sizes).
@@ -153,13 +154,11 @@ def live_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _law_fits(doc: dict[str, Any]) -> tuple[str, dict[tuple, dict[str, Any]]]:
-    """The answer's law and its joint fits by (task, method)."""
-    law = (doc.get("answer") or {}).get("law") or "multiplicative"
-    fits = {
-        (f["group"].get("task"), f["group"].get("method")): f
-        for f in doc.get("fits", [])
-        if f.get("law") == law and f.get("factor") is not None
-    }
+    """The answer's law (the chosen laws, by method) and the fits it rests on by (task,
+    method)."""
+    fits = chosen_fits(doc)
+    laws = sorted({f"{m}: {f['law']}" for (_, m), f in fits.items()})
+    law = (doc.get("answer") or {}).get("law") or ", ".join(laws) or "multiplicative"
     return law, fits
 
 
