@@ -26,7 +26,13 @@ import numpy as np
 from ftscale import __version__
 from ftscale.errors import UserError
 from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, train_batches
-from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates, validate
+from ftscale.finetune.config import (
+    FinetuneConfig,
+    budget_steps,
+    lr_candidates,
+    lr_policy,
+    validate,
+)
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.forget import forget_sample
 from ftscale.finetune.methods import METHODS, Adapted
@@ -304,6 +310,7 @@ def run_finetune(
         eval_every=config.eval_every or total,
         check_every=nan_check_every(device, config.eval_every),
         phases=phases,
+        step0=config.base_candidate,
     )
     trials = [
         Trial(
@@ -394,6 +401,7 @@ def run_finetune(
     record.update(
         lr=lr,
         lr_candidates=rates,
+        lr_policy=lr_policy(config),
         lr_trials=[t.summary() for t in trials] if len(trials) > 1 else None,
         search_steps=sum(t.step for t in trials),
         decay_step=shown.schedule.plateau_step,

@@ -185,6 +185,28 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
     raise UserError(f"unknown model {s!r}: not a path, a family member ({known}) or org/name")
 
 
+def is_pretrained_elsewhere(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` names a model that ftscale did not pretrain: a shipped real
+    model (``smollm2-135m``), a Hugging Face folder, a ``.gguf`` file or a hub name. False for
+    the family and any ``ftscale pretrain`` checkpoint, and for a bare name that resolves to
+    nothing here (a label for a model handed to the engine directly). Reads no weights: the
+    learning-rate policy asks this of every planned run (:func:`ftscale.finetune.config.lr_candidates`)."""
+    s = str(name_or_path)
+    if s in REAL_MODELS:
+        return True
+    p = Path(s).expanduser()
+    if p.exists():
+        return not (p.is_dir() and (p / META_FILE).exists())
+    if s.endswith(".gguf"):
+        return True
+    try:
+        if _find_by_name(s) is not None:
+            return False
+    except UserError:
+        return False
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", s)) and not s.startswith((".", "/"))
+
+
 def model_fingerprint(name_or_path: str) -> str:
     """A short string that changes when the model's weights change, so a study does not reuse runs
     of a rebuilt model with the same name: the recorded weights SHA-256 of an ftscale checkpoint;
