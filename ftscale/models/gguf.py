@@ -14,7 +14,7 @@ read that folder (memory-mapped safetensors, a ``tokenizer.json``): a few second
 
 Cache: ``$FTSCALE_CACHE`` if set, else ``$XDG_CACHE_HOME/ftscale`` (``~/.cache/ftscale``);
 one folder per GGUF, ``gguf/<stem>-<digest>``, the digest covering the file's size and a
-sampled SHA-256 of its content (:func:`ftscale.models.registry.file_digest`) plus
+sampled SHA-256 of its content (:func:`ftscale.models.checkpoint.file_digest`) plus
 :data:`CONVERT_VERSION`, so a changed file converts again and a moved or copied one does not.
 The folder is built under a temporary name and renamed into place, so an interrupted
 conversion leaves nothing that looks complete, and two processes converting at once both end
@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def cache_dir() -> Path:
 def gguf_digest(gguf: Path) -> str:
     """16 hex digits naming ``gguf``'s converted folder: its sampled content digest and
     :data:`CONVERT_VERSION`."""
-    from ftscale.models.registry import file_digest
+    from ftscale.models.checkpoint import file_digest
 
     h = hashlib.sha256(f"v{CONVERT_VERSION};{file_digest(gguf)}".encode())
     return h.hexdigest()[:16]
@@ -97,49 +98,17 @@ def strip_quantizer(model: Any) -> Any:
     return model
 
 
-def _load_from_gguf(folder: Path, fname: str) -> tuple[Any, Any]:
-    """(float32 dequantised model without its quantizer, tokenizer), read from the GGUF file."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from ftscale.models.registry import _one_line, check_causal_lm
-
-    where = str(folder / fname)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=fname)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=where) from None
-    try:
-        config = AutoConfig.from_pretrained(str(folder), gguf_file=fname)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"not a model: {_one_line(exc)}", path=where) from None
-    check_causal_lm(config, where)
-    kwargs: dict[str, Any] = {"gguf_file": fname, "dtype": torch.float32}
-    with contextlib.suppress(ImportError):
-        from transformers import GgufConfig
-
-        # dequantise even where a packed-weight kernel is installed: we train these weights
-        kwargs["quantization_config"] = GgufConfig(gguf_file=where, dequantize=True)
-    try:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-        except TypeError:  # a transformers without GgufConfig(dequantize=)
-            kwargs.pop("quantization_config", None)
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - truncated weights, unsupported architecture
-        raise UserError(f"cannot load the model: {_one_line(exc)}", path=where) from None
-    return strip_quantizer(model), tokenizer
-
-
-def convert(folder: Path, fname: str) -> Path:
+def convert(folder: Path, fname: str, load: Callable[[Path, str], tuple[Any, Any]]) -> Path:
     """Convert ``folder/fname`` (a GGUF file) into its cache folder, unless done already;
-    return the folder. Written under a temporary name and renamed into place."""
+    return the folder. ``load(folder, fname)`` reads the GGUF as ``(model, tokenizer)``, the
+    model dequantised and without its quantizer (:func:`strip_quantizer`). Written under a
+    temporary name and renamed into place."""
     gguf = folder / fname
     done = cached_folder(gguf)
     if done is not None:
         return done
     target = converted_dir(gguf)
-    model, tokenizer = _load_from_gguf(folder, fname)
+    model, tokenizer = load(folder, fname)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.errors import UserError
-from ftscale.models.checkpoint import FAMILY_FILE, META_FILE, sha256_file
+from ftscale.models.checkpoint import (  # noqa: F401 - DIGEST_*: file_digest's, re-exported
+    DIGEST_BLOCK_BYTES,
+    DIGEST_BLOCKS,
+    FAMILY_FILE,
+    META_FILE,
+    file_digest,
+    sha256_file,
+)
 
 FAMILY_DIR = Path(__file__).resolve().parent / "family"
 
@@ -240,29 +247,6 @@ def model_fingerprint(name_or_path: str) -> str:
     return f"{kind}:{h.hexdigest()[:16]}"
 
 
-#: file_digest reads this many blocks of this many bytes from a large file
-DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 33, 1 << 16
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 (hex) of a file's size and content; a file larger than ``DIGEST_BLOCKS`` blocks of
-    ``DIGEST_BLOCK_BYTES`` bytes (2.1 MiB) is sampled: that many blocks spread evenly from its
-    first to its last byte (as imohash does), so a multi-GB weight file costs ~2 MiB of reading.
-    Retrained weights differ everywhere, so any block shows the change; an edit confined
-    to a few bytes between blocks is not seen (the file's size and name still are)."""
-    size = path.stat().st_size
-    h = hashlib.sha256(f"{size};".encode())
-    with open(path, "rb") as fh:
-        if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
-            h.update(fh.read())
-        else:
-            last = size - DIGEST_BLOCK_BYTES
-            for i in range(DIGEST_BLOCKS):
-                fh.seek(i * last // (DIGEST_BLOCKS - 1))
-                h.update(fh.read(DIGEST_BLOCK_BYTES))
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------
 # describing
 
@@ -454,7 +438,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
         from ftscale.models.gguf import convert
 
         # converted once into a cached safetensors folder, then loaded as any HF folder
-        loc, gguf = convert(Path(loc), gguf), None
+        loc, gguf = convert(Path(loc), gguf, _load_from_gguf), None
     kwargs: dict[str, Any] = {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(loc), **kwargs)
@@ -498,6 +482,41 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
             details=details,
         )
     return model, tokenizer, info
+
+
+def _load_from_gguf(folder: Path, fname: str) -> tuple[Any, Any]:
+    """(float32 dequantised model without its quantizer, tokenizer), read from the GGUF file
+    ``folder/fname`` by transformers (slow: the conversion's source, :mod:`ftscale.models.gguf`)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ftscale.models.gguf import strip_quantizer
+
+    where = str(folder / fname)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=fname)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=where) from None
+    try:
+        config = AutoConfig.from_pretrained(str(folder), gguf_file=fname)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"not a model: {_one_line(exc)}", path=where) from None
+    check_causal_lm(config, where)
+    kwargs: dict[str, Any] = {"gguf_file": fname, "dtype": torch.float32}
+    with contextlib.suppress(ImportError):
+        from transformers import GgufConfig
+
+        # dequantise even where a packed-weight kernel is installed: these weights are trained
+        kwargs["quantization_config"] = GgufConfig(gguf_file=where, dequantize=True)
+    try:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        except TypeError:  # a transformers without GgufConfig(dequantize=)
+            kwargs.pop("quantization_config", None)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - truncated weights, unsupported architecture
+        raise UserError(f"cannot load the model: {_one_line(exc)}", path=where) from None
+    return strip_quantizer(model), tokenizer
 
 
 def _converted(folder: Path, gguf: str) -> Path | None:

@@ -12,7 +12,7 @@ import pytest
 
 from ftscale.errors import UserError
 from ftscale.models import gguf as gguf_mod
-from ftscale.models import load_model, model_info
+from ftscale.models import load_model, model_info, registry
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def fake_gguf(tmp_path, monkeypatch):
         m.is_quantized = True
         return gguf_mod.strip_quantizer(m), tok
 
-    monkeypatch.setattr(gguf_mod, "_load_from_gguf", fake_load)
+    monkeypatch.setattr(registry, "_load_from_gguf", fake_load)
     path = tmp_path / "models" / "tiny.gguf"
     path.parent.mkdir()
     path.write_bytes(b"GGUF" + bytes(range(256)) * 4)

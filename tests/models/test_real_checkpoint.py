@@ -74,8 +74,8 @@ def test_the_converted_smollm2_is_the_gguf_model_and_plain_for_other_tools():
     import torch
     from transformers.trainer_utils import validate_quantization_for_training
 
-    from ftscale.models import gguf, load_model
-    from ftscale.models.registry import REAL_MODELS, _resolve
+    from ftscale.models import load_model
+    from ftscale.models.registry import REAL_MODELS, _load_from_gguf, _resolve
 
     torch.set_num_threads(1)
     model, tok, info = load_model("smollm2-135m")
@@ -83,7 +83,7 @@ def test_the_converted_smollm2_is_the_gguf_model_and_plain_for_other_tools():
     validate_quantization_for_training(model)  # raises for a quantized model
     _, folder, fname = _resolve("smollm2-135m")
     assert fname == REAL_MODELS["smollm2-135m"][1]
-    direct, _ = gguf._load_from_gguf(folder, fname)  # straight from the GGUF, as before
+    direct, _ = _load_from_gguf(folder, fname)  # straight from the GGUF, as before
     ids = tok(["The capital of France is Paris."], return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(model(ids).logits, direct(ids).logits)
