@@ -91,6 +91,7 @@ class Loop:
     check_every: int
     phases: dict[str, float]
     step0: bool = False  # the parameters before any step compete as checkpoint 0
+    step0_dev: float | None = None  # their dev loss where known already (the base model's)
     live: Trial | None = None
 
     def _switch(self, trial: Trial, n_trials: int) -> None:
@@ -204,9 +205,11 @@ def run_search(loop: Loop, trials: list[Trial], how: str, total: int) -> Trial |
     n = len(trials)
     initial = [p.detach().clone() for p in loop.params] if n > 1 or loop.step0 else None
     if loop.step0:
-        t0 = time.perf_counter()
-        dev0 = loop.evaluate(loop.dev_batches)
-        loop.phases["dev_eval"] += time.perf_counter() - t0
+        dev0 = loop.step0_dev
+        if dev0 is None:
+            t0 = time.perf_counter()
+            dev0 = loop.evaluate(loop.dev_batches)
+            loop.phases["dev_eval"] += time.perf_counter() - t0
         if math.isfinite(dev0):
             for t in trials:  # the shared starting point is every trial's first checkpoint
                 t.best_dev, t.best_step, t.best_state = dev0, 0, initial
