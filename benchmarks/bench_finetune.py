@@ -88,7 +88,7 @@ def _models(args, tok):
 
 
 def _trainer_tokens_per_s(model, tok, task, examples, method, args, lr, pet_size):
-    """The HF Trainer (+ PEFT for LoRA and prompt tuning) on the same encoded examples."""
+    """The HF Trainer (+ PEFT for LoRA, IA3 and prompt tuning) on the same encoded examples."""
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -123,6 +123,10 @@ def _trainer_tokens_per_s(model, tok, task, examples, method, args, lr, pet_size
             LoraConfig(r=pet_size, lora_alpha=2 * pet_size, lora_dropout=0.0,
                        target_modules="all-linear", task_type="CAUSAL_LM"),
         )  # fmt: skip
+    elif method == "ia3":
+        from peft import IA3Config, get_peft_model
+
+        model = get_peft_model(model, IA3Config(task_type="CAUSAL_LM"))
     elif method == "prompt":
         from peft import PromptTuningConfig, get_peft_model
 
@@ -222,6 +226,19 @@ def _peft_prompt_loop(model, tok, task, examples, args, pet_size, steps):
     return tokens / (time.perf_counter() - t)
 
 
+def _top_ops(fn, *args, n: int = 6) -> dict[str, float]:
+    """Share of self CPU time of the ``n`` costliest operators while ``fn(*args)`` runs (a
+    whole run: training and its small end-of-run evaluation)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(*args)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    return {e.key: round(e.self_cpu_time_total / total, 3) for e in events[:n]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -234,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "--task", default="translate-en-de", help="task for real models (random ones use toy text)"
     )
     p.add_argument("--models", nargs="*", default=None)
-    p.add_argument("--methods", nargs="*", default=["fmt", "lora", "prompt"])
+    p.add_argument("--methods", nargs="*", default=["fmt", "lora", "prompt", "ia3"])
     p.add_argument("--rank", type=int, default=4)
     p.add_argument("--prompt-length", type=int, default=100)
     p.add_argument("--compile", action="store_true", help="torch.compile our side (CUDA)")
@@ -246,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--repeats", type=int, default=2, help="alternate ours/trainer this often; keep the best"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="say where the time goes: each side's top operators by CPU time (torch.profiler)",
     )
     args = p.parse_args(argv)
     cuda = args.device == "cuda"
@@ -265,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     toy = ToyTask(name="bench", n_train=args.data_size, n_dev=8, n_test=8, words=words)
     tok = toy_tokenizer(toy)
     toy_examples = toy.subset(args.data_size, 0)
-    lrs = {"fmt": 1e-4, "lora": 1e-3, "prompt": 1e-2}  # throughput does not depend on these
+    # throughput does not depend on these
+    lrs = {"fmt": 1e-4, "lora": 1e-3, "prompt": 1e-2, "ia3": 1e-2}
     device_name = torch.cuda.get_device_name() if cuda else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in device_name), None) if cuda else None
     results = []
@@ -292,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     ours, theirs = max(ours, o), max(theirs, t)
                 extra = {}
+                if args.profile:
+                    same = (model, mtok, task)
+                    extra["ours_top_ops"] = _top_ops(_ours, *same, method, args, lrs[method], pet)
+                    extra["trainer_top_ops"] = _top_ops(
+                        _trainer_tokens_per_s, *same, examples, method, args, lrs[method], pet
+                    )
                 if method == "prompt" and args.prompt_impl:
                     extra["peft_plain_loop_tokens_per_s"] = round(
                         _peft_prompt_loop(model, mtok, task, examples, args, pet, args.steps), 1
@@ -312,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if not args.json:
                     r = results[-1]
+                    for side in ("ours", "trainer"):
+                        if f"{side}_top_ops" in r:
+                            ops = ", ".join(f"{k} {v:.0%}" for k, v in r[f"{side}_top_ops"].items())
+                            print(f"{'':>22} {side} time by operator: {ops}", file=sys.stderr)
                     print(
                         f"{name:>22} {method:>6}  ours {r['ours_tokens_per_s']:>9.0f} tok/s  "
                         f"trainer {r['trainer_tokens_per_s']:>9.0f} tok/s  x{r['ratio']:.2f}"

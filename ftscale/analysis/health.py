@@ -1,6 +1,7 @@
 """Curve and fit health: the checks that qualify a fit's answer, in words a user acts on.
 
-Three checks (definitions and thresholds in docs/laws.md, "Health checks"):
+Three checks (definitions and thresholds in docs/laws.md, "Health checks"), and
+:func:`zero_shot_health` (curves on which finetuning did not beat the base model):
 
 - **Curve health** (:func:`curve_health`): a curve (the seed-mean points of one task, method
   and factor value) whose loss RISES with data by more than its seed spread. For data sizes
@@ -188,6 +189,65 @@ def curve_message(rec: dict[str, Any], label: str) -> str:
     else:
         head += f", more than the seed spread {rec['spread']:.2g}"
     return f"{head}: {CURVE_ADVICE.format(to=fmt_size(rec['to_size']))}."
+
+
+#: What to do about a curve whose finetuned runs did not beat the base model.
+ZERO_SHOT_ADVICE = (
+    "finetuning did not beat zero-shot; the base model (step 0) is the kept checkpoint where "
+    'base_candidate is on. Search the rate on dev (lr = "auto") or give more data; '
+    "docs/finetune.md"
+)
+
+
+def zero_shot_health(
+    rows: Iterable[dict[str, Any]],
+    keys: Sequence[str],
+    *,
+    data: str = "data_size",
+    describe: Callable[[dict[str, Any]], str] | None = None,
+) -> list[dict[str, Any]]:
+    """The curves on which finetuning did not beat zero-shot.
+
+    ``rows``: finished runs with ``keys``, ``data`` (examples), ``loss`` and ``zero_shot_loss``
+    (test loss of the finetuned and of the base model, nats/token); rows missing either loss
+    are skipped. At each data size of a curve (the rows sharing ``keys``) the gain is the seed
+    mean of ``zero_shot_loss - loss``; a size is flagged when the gain is not positive. One
+    record per curve with a flagged size: ``{**keys, "sizes": [flagged sizes], "gain": [their
+    gains], "zero_shot_loss": mean base loss, "message"}``, curves in the order first seen.
+    """
+    curves: dict[tuple, dict[float, list[tuple[float, float]]]] = {}
+    for r in rows:
+        loss, zero = r.get("loss"), r.get("zero_shot_loss")
+        if not (_finite(loss) and _finite(zero) and _finite(r.get(data))):
+            continue
+        key = tuple(r.get(k) for k in keys)
+        curves.setdefault(key, {}).setdefault(float(r[data]), []).append((zero, loss))
+    out = []
+    for key, by_size in curves.items():
+        flagged = []
+        for d in sorted(by_size):
+            pairs = by_size[d]
+            gain = sum(z - lo for z, lo in pairs) / len(pairs)
+            if not gain > 0:
+                flagged.append((d, gain, sum(z for z, _ in pairs) / len(pairs)))
+        if not flagged:
+            continue
+        ident = {k: v for k, v in zip(keys, key, strict=True) if v is not None}
+        label = describe(ident) if describe else _describe(ident)
+        sizes = ", ".join(fmt_size(d) for d, _, _ in flagged)
+        out.append(
+            {
+                **ident,
+                "sizes": [d for d, _, _ in flagged],
+                "gain": [g for _, g, _ in flagged],
+                "zero_shot_loss": flagged[0][2],
+                "message": (
+                    f"{label}: at {sizes} examples the finetuned test loss is not below the "
+                    f"base model's ({flagged[0][2]:.3f} nats/token): {ZERO_SHOT_ADVICE}."
+                ),
+            }
+        )
+    return out
 
 
 # -- law health -----------------------------------------------------------------------------

@@ -14,6 +14,10 @@ from ftscale.finetune.methods import pet_size_fields
 MAX_LR = 1.0
 #: ``lr = "auto"``: the method's default rate times each of these (a half-decade either side).
 AUTO_LR_FACTORS = (1 / 3, 1.0, 3.0)
+#: A model ftscale did not pretrain (``lr`` None or ``"auto"``): the method's
+#: ``pretrained_lr`` times each of these, a 100x span searched on dev. The family's rates
+#: (tuned on models 100-500x smaller) are never applied to such a model unless pinned.
+PRETRAINED_LR_FACTORS = (0.1, 1 / 3, 1.0, 3.0, 10.0)
 #: More candidate rates than this in one run is a typo, not a search.
 MAX_LR_CANDIDATES = 16
 LR_SEARCHES = ("halving", "grid")
@@ -33,7 +37,9 @@ class _RunSettings:
     ``schedule = "wsd"`` and ``decay_on_plateau`` that plateau starts the decay instead, and the
     run ends when the decay does (``ftscale.finetune.optim``).
     ``lr``: one rate, a list of candidate rates, or ``"auto"`` (:data:`AUTO_LR_FACTORS` times
-    the method's default); with several, the run trains each on the same batches, keeps the
+    the method's default); for a model ftscale did not pretrain, None and ``"auto"`` both mean
+    a search over :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``
+    (:func:`lr_policy`); with several, the run trains each on the same batches, keeps the
     one with the best dev loss (``lr_search``: ``"halving"`` stops the worse rates early,
     ``"grid"`` trains every one to its end; ``ftscale.finetune.search``) and reports the test
     loss at its best-dev checkpoint.
@@ -71,6 +77,10 @@ class _RunSettings:
     decode_examples: int = 50  # 0: no generation metrics
     max_new_tokens: int = 64
     zero_shot: bool = True  # also measure the base model's test loss before finetuning
+    # The model before any step (step 0: the base model, or the method at its initialisation,
+    # which for FMT, LoRA and IA3 is the base model) competes in the best-dev choice, so a run
+    # whose training only hurt reports best_step 0 instead of a damaged checkpoint.
+    base_candidate: bool = True
     device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
     threads: int | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
     compile: bool = False  # torch.compile the decoder (CUDA)
@@ -130,7 +140,7 @@ _INT_FIELDS = (
     "forget_examples",
 )
 _FLOAT_FIELDS = ("epochs", "weight_decay", "warmup", "min_lr_ratio", "grad_clip", "decay")
-_BOOL_FIELDS = ("zero_shot", "compile", "transfer", "decay_on_plateau")
+_BOOL_FIELDS = ("zero_shot", "compile", "transfer", "decay_on_plateau", "base_candidate")
 _STR_FIELDS = (
     "model",
     "task",
@@ -147,14 +157,39 @@ def _is_number(v: Any) -> bool:
     return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
 
 
+def lr_policy(config: FinetuneConfig) -> str:
+    """How a run's rates are chosen (recorded as ``lr_policy``): ``"pinned"`` (one rate or a
+    list given), ``"family-default"`` (the method's rate measured on the ftlm family),
+    ``"auto"`` (a search around it) or ``"auto-pretrained"`` (a model ftscale did not pretrain,
+    ``lr`` None or "auto": :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``,
+    searched on dev)."""
+    if config.lr is not None and not isinstance(config.lr, str):
+        return "pinned"
+    from ftscale.models.registry import is_pretrained_elsewhere
+
+    if is_pretrained_elsewhere(config.model):
+        return "auto-pretrained"
+    return "auto" if config.lr == "auto" else "family-default"
+
+
+def _rounded(rate: float) -> float:
+    return float(f"{rate:.3g}")
+
+
 def lr_candidates(config: FinetuneConfig) -> list[float]:
-    """The learning rates a run trains: ``[lr]``, the list given, or for ``"auto"`` (and for
-    None) the method's default rate (times :data:`AUTO_LR_FACTORS` for "auto", capped at
-    :data:`MAX_LR`), ascending and without repeats."""
+    """The learning rates a run trains (ascending, no repeats, capped at :data:`MAX_LR`), by
+    :func:`lr_policy`: ``[lr]`` or the list given; the method's default rate; that times
+    :data:`AUTO_LR_FACTORS` for "auto"; for a model ftscale did not pretrain, its
+    ``pretrained_lr`` times :data:`PRETRAINED_LR_FACTORS`."""
     from ftscale.finetune.methods import METHODS
 
-    default = METHODS[config.method].default_lr
+    method = METHODS[config.method]
+    default = method.default_lr
     lr = config.lr
+    policy = lr_policy(config)
+    if policy == "auto-pretrained":
+        centre = method.pretrained_lr or default / 30
+        return sorted({_rounded(min(MAX_LR, centre * f)) for f in PRETRAINED_LR_FACTORS})
     if lr is None:
         return [float(default)]
     if isinstance(lr, str):

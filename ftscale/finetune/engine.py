@@ -25,8 +25,15 @@ import numpy as np
 
 from ftscale import __version__
 from ftscale.errors import UserError
+from ftscale.finetune import basecache
 from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, train_batches
-from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates, validate
+from ftscale.finetune.config import (
+    FinetuneConfig,
+    budget_steps,
+    lr_candidates,
+    lr_policy,
+    validate,
+)
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.forget import forget_sample
 from ftscale.finetune.methods import METHODS, Adapted
@@ -227,13 +234,30 @@ def run_finetune(
 
     # --- zero-shot loss of the base model (before any adapter is added)
     eval_bs = 2 * config.batch_size
+    base = Runner(Adapted(model, None, [], 0), device, precision=config.precision)
+    cached: list[str] = []
+
+    def base_loss(what: str, enc: Any) -> float:
+        """The base model's loss on ``enc``, from the cache when this model was measured on
+        these exact inputs before (basecache)."""
+        model.to(device)
+        loss, hit = basecache.base_loss(
+            model_id,
+            enc,
+            config.precision,
+            device.type,
+            lambda: evaluate(base, eval_batches(enc, eval_bs, 0, pad_id)),
+            what,
+        )
+        if hit:
+            cached.append(what)
+        return loss
+
     zero_shot = None
     if config.zero_shot:
         check_memory(estimate_train_bytes(model, 0, config, 0), device, config)
-        model.to(device)
-        base = Runner(Adapted(model, None, [], 0), device, precision=config.precision)
         t = time.perf_counter()
-        zero_shot = evaluate(base, eval_batches(test, eval_bs, 0, pad_id))
+        zero_shot = base_loss("zero_shot", test)
         phases["zero_shot"] = time.perf_counter() - t
 
     # --- forgetting, before: the base model's loss on a fixed sample of general text
@@ -244,10 +268,15 @@ def run_finetune(
         forget = forget_sample(
             tokenizer, config.forget_examples, config.max_length, config.forget_text
         )
-        model.to(device)
-        base = Runner(Adapted(model, None, [], 0), device, precision=config.precision)
-        forget_before = evaluate(base, eval_batches(forget, eval_bs, 0, pad_id))
+        forget_before = base_loss("forget", forget)
         phases["forget"] = time.perf_counter() - t
+
+    # --- step 0's dev loss, where the method starts as the base model (the first checkpoint)
+    step0_dev = None
+    if config.base_candidate and method.starts_as_base:
+        t = time.perf_counter()
+        step0_dev = base_loss("dev", dev)
+        phases["dev_eval"] += time.perf_counter() - t
 
     transfer_tasks: list[str] = []
     base_transfer = None
@@ -289,6 +318,7 @@ def run_finetune(
         time.perf_counter()
         - t_start
         - phases["zero_shot"]
+        - phases["dev_eval"]
         - phases.get("transfer", 0.0)
         - phases.get("forget", 0.0)
     )
@@ -309,6 +339,8 @@ def run_finetune(
         check_every=nan_check_every(device, config.eval_every),
         phases=phases,
         on_dev=None if tracked is None else tracked.dev,
+        step0=config.base_candidate,
+        step0_dev=step0_dev,
     )
     trials = [
         Trial(
@@ -394,11 +426,13 @@ def run_finetune(
                 phases["transfer"] += time.perf_counter() - t
     record["train_seconds"] = time.perf_counter() - t_start
     record["seconds_by_phase"] = {k: round(v, 4) for k, v in phases.items()}
+    record["base_losses_cached"] = cached  # base-model losses read from the cache (basecache)
     record["peak_mem_bytes"] = peak_memory(device)
     data_hash = task.data_hash("train") if hasattr(task, "data_hash") else None
     record.update(
         lr=lr,
         lr_candidates=rates,
+        lr_policy=lr_policy(config),
         lr_trials=[t.summary() for t in trials] if len(trials) > 1 else None,
         search_steps=sum(t.step for t in trials),
         decay_step=shown.schedule.plateau_step,

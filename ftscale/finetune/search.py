@@ -17,7 +17,9 @@ How candidates are compared (``lr_search``):
   train to a third of the budget, one trains on.
 
 Either way the run keeps the candidate with the lowest dev loss, at its best-dev checkpoint;
-test data are never looked at before that choice.
+test data are never looked at before that choice. With ``Loop.step0`` the parameters before any
+step are a checkpoint too (step 0, evaluated on dev once for all trials): every trial starts
+with it as its best, so a run whose training only raised the dev loss keeps step 0.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Trial:
         return {
             "lr": self.lr,
             "best_dev": None if not math.isfinite(self.best_dev) else self.best_dev,
-            "best_step": self.best_step or None,
+            "best_step": self.best_step if math.isfinite(self.best_dev) else None,
             "steps": self.step,
             "stop": self.stop,
             "decay_step": self.schedule.plateau_step,
@@ -88,6 +90,8 @@ class Loop:
     eval_every: int
     check_every: int
     phases: dict[str, float]
+    step0: bool = False  # the parameters before any step compete as checkpoint 0
+    step0_dev: float | None = None  # their dev loss where known already (the base model's)
     live: Trial | None = None
     on_dev: Any = None  # (trial, step, dev_loss) -> None after each dev evaluation (trackers)
 
@@ -202,7 +206,16 @@ def run_search(loop: Loop, trials: list[Trial], how: str, total: int) -> Trial |
     import torch
 
     n = len(trials)
-    initial = [p.detach().clone() for p in loop.params] if n > 1 else None
+    initial = [p.detach().clone() for p in loop.params] if n > 1 or loop.step0 else None
+    if loop.step0:
+        dev0 = loop.step0_dev
+        if dev0 is None:
+            t0 = time.perf_counter()
+            dev0 = loop.evaluate(loop.dev_batches)
+            loop.phases["dev_eval"] += time.perf_counter() - t0
+        if math.isfinite(dev0):
+            for t in trials:  # the shared starting point is every trial's first checkpoint
+                t.best_dev, t.best_step, t.best_state = dev0, 0, initial
     survivors = list(trials)
     if how == "halving":
         for rung in rung_steps(total, n, loop.eval_every):

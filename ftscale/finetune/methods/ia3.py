@@ -19,6 +19,8 @@ class IA3(Method):
     name = "ia3"
     label, colour = "IA3", "#ff7f0e"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
+    pretrained_lr = 3e-3  # T-Few (Liu et al. 2022): 3e-3
+    starts_as_base = True
 
     def apply(self, model: Any, tokenizer: Any, pet_size: int | None, generator: Any) -> Adapted:
         from peft import IA3Config

@@ -17,6 +17,8 @@ class LoRA(Method):
     name = "lora"
     label, colour = "LoRA", "#d62728"
     default_lr = 1e-2  # measured on the family: docs/finetune.md
+    pretrained_lr = 3e-4  # pretrained LLMs: 1e-4 .. 1e-3 (QLoRA: 2e-4)
+    starts_as_base = True
     pet = PetSize("rank", "LoRA rank", default=4)  # the paper's default rank
 
     def check_pet_size(self, model_config: Any, pet_size: int | None, max_length: int) -> None:

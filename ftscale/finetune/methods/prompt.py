@@ -17,6 +17,7 @@ class PromptTuning(Method):
     name = "prompt"
     label, colour = "Prompt", "#2ca02c"
     default_lr = 1e-1  # measured on the family: docs/finetune.md
+    pretrained_lr = 3e-2  # 3e-3 .. 3e-1 (Lester et al. 2021: 0.3)
     # the paper's default length 100; a study that does not scale PET size uses 20: our models
     # are tiny and sequences short
     pet = PetSize("prompt_length", "soft prompt length", default=100, study_default=20)
