@@ -37,6 +37,7 @@ from ftscale.analysis.health import (
     law_message,
     method_label,
     range_text,
+    zero_shot_health,
 )
 from ftscale.errors import UserError
 from ftscale.laws.registry import get_law
@@ -133,6 +134,7 @@ def fit_points(
                     "loss_std": float(row["loss_std"]),
                     "n_seeds": int(row["n_seeds"]),
                     "heldout": bool(hold[i]),
+                    "zero_shot_loss": _num(row.get("zero_shot_loss")),
                 }
             )
         chosen_groups: dict[str, list[dict[str, Any]]] = {}
@@ -225,7 +227,8 @@ def health_of(
     records with a ``message`` in words (docs/laws.md, "Health checks"):
 
     - ``curves``: :func:`ftscale.analysis.health.curve_health` of each (task, method, model,
-      factor value) curve of ``points``;
+      factor value) curve of ``points``, and :func:`~ftscale.analysis.health.zero_shot_health`
+      (``kind`` "zero_shot": finetuned test loss not below the base model's zero-shot loss);
     - ``laws``: fits whose ``health`` says they do not extrapolate (``task``, ``method``,
       ``law``, the factor value for one-factor fits, and the health fields);
     - ``critical``: critical data sizes outside either method's runs at their factor value
@@ -235,7 +238,12 @@ def health_of(
     """
     keys = ["task", "method", "model", "pet_size", factor]
     keys = list(dict.fromkeys(keys))  # factor may be pet_size
-    curves = curve_health(points, keys, describe=lambda ident: curve_label(ident, factor))
+    describe = lambda ident: curve_label(ident, factor)  # noqa: E731
+    curves = curve_health(points, keys, describe=describe)
+    # finetuning that did not beat the base model: a flag on the curve, not a result
+    curves += [
+        {**z, "kind": "zero_shot"} for z in zero_shot_health(points, keys, describe=describe)
+    ]
     laws = []
     for f in fits:
         h = f.get("health") or {}
