@@ -55,7 +55,7 @@ def test_study_fit_flags_it_with_the_curves():
                         "loss": loss + (0.6 if worse else 0.0),
                         "loss_std": 0.01,
                         "n_seeds": 2,
-                        "zero_shot_loss": 3.5,
+                        "zero_shot_loss": 3.6,
                     }  # fmt: skip
                 )
     doc = fit_points(
