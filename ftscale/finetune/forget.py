@@ -27,6 +27,7 @@ import numpy as np
 
 from ftscale.errors import UserError
 from ftscale.finetune.batching import Encoded
+from ftscale.models.tokens import windows
 
 #: The embedded held-out streams a forgetting sample is drawn from (monolingual only: the
 #: bilingual streams hold translations, close to the translation tasks themselves).
@@ -73,9 +74,7 @@ def _windows(tokenizer: Any, docs: list[str], n: int, length: int) -> list[np.nd
             ids.extend(eos)
         if len(ids) >= need:
             break
-    arr = np.asarray(ids[:need], dtype=np.int64)
-    out = [arr[i : i + length] for i in range(0, len(arr), length)]
-    return [w for w in out if len(w) >= 2]
+    return windows(np.asarray(ids[:need], dtype=np.int64), n, length)
 
 
 def forget_sample(
