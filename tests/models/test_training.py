@@ -119,17 +119,12 @@ def test_heldout_windows_are_shifted_pairs_and_short_streams_give_one_window():
 
 
 def _llama(tie: bool):
-    from transformers import LlamaConfig
+    """A one-layer model of the family's shape rule, its head tied or its own."""
+    from ftscale.models.family import Shape, llama_config
 
-    return LlamaConfig(
-        vocab_size=100,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        tie_word_embeddings=tie,
-    )
+    config = llama_config(Shape(n_layer=1, d_model=16, n_head=2, d_ff=32, vocab_size=100))
+    config.tie_word_embeddings = tie
+    return config
 
 
 @pytest.mark.parametrize("tie", [True, False])
