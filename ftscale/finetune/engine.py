@@ -37,7 +37,7 @@ from ftscale.finetune.config import (
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.forget import forget_sample
 from ftscale.finetune.methods import METHODS, Adapted
-from ftscale.finetune.optim import lr_at, make_optimizer, make_schedule
+from ftscale.finetune.optim import make_optimizer, make_schedule
 from ftscale.finetune.resources import (
     check_memory,
     count_parameters,
@@ -62,7 +62,6 @@ __all__ = [
     "eval_batches",
     "evaluate",
     "greedy_decode",
-    "lr_at",
     "make_batch",
     "nan_check_every",
     "run_finetune",

@@ -9,23 +9,15 @@ import numpy as np
 
 from ftscale.finetune.batching import Batch, encode
 from ftscale.finetune.runner import Runner
+from ftscale.models.training import mean_token_nll
 
 
 def evaluate(runner: Runner, batches: list[Batch]) -> float:
     """Token-level NLL of the targets over all ``batches``, nats/token (one host sync)."""
-    import torch
-
-    model = runner.model
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=runner.device)
-    count = 0
-    with torch.no_grad():
-        for b in batches:
-            total += runner.loss(b.to(runner.device), reduction="sum").double()
-            count += b.n_target
-    model.train(was_training)
-    return float(total.item()) / max(count, 1)
+    dev = runner.device
+    return mean_token_nll(
+        runner.model, batches, lambda b: (runner.loss(b.to(dev), reduction="sum"), b.n_target), dev
+    )
 
 
 def greedy_decode(

@@ -27,6 +27,7 @@ import numpy as np
 
 from ftscale.errors import UserError
 from ftscale.finetune.batching import Encoded
+from ftscale.models.tokens import windows
 
 #: The embedded held-out streams a forgetting sample is drawn from (monolingual only: the
 #: bilingual streams hold translations, close to the translation tasks themselves).
@@ -56,10 +57,10 @@ def forget_documents(forget_text: str | None) -> dict[str, list[str]]:
     return load_pretraining("heldout", FORGET_STREAMS)
 
 
-def _windows(tokenizer: Any, docs: list[str], n: int, length: int) -> list[np.ndarray]:
-    """Up to ``n`` consecutive windows of ``length`` tokens from the start of ``docs`` (each
-    document followed by EOS where the tokenizer has one); a short last window is kept if it
-    has at least two tokens."""
+def _text_windows(tokenizer: Any, docs: list[str], n: int, length: int) -> list[np.ndarray]:
+    """``docs`` tokenised (each document followed by EOS where the tokenizer has one), cut by
+    :func:`ftscale.models.tokens.windows`: up to ``n`` back-to-back windows of ``length`` tokens
+    from the start, a short last window kept if it has at least two tokens."""
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     need = n * length
     ids: list[int] = []
@@ -73,9 +74,7 @@ def _windows(tokenizer: Any, docs: list[str], n: int, length: int) -> list[np.nd
             ids.extend(eos)
         if len(ids) >= need:
             break
-    arr = np.asarray(ids[:need], dtype=np.int64)
-    out = [arr[i : i + length] for i in range(0, len(arr), length)]
-    return [w for w in out if len(w) >= 2]
+    return windows(np.asarray(ids[:need], dtype=np.int64), n, length)
 
 
 def forget_sample(
@@ -91,7 +90,7 @@ def forget_sample(
     ids: list[np.ndarray] = []
     for name, k in zip(names, per, strict=True):
         if k:
-            ids += _windows(tokenizer, streams[name], k, max_length)
+            ids += _text_windows(tokenizer, streams[name], k, max_length)
     if not ids:
         raise UserError("the forgetting text is too short for one window of two tokens")
     return Encoded(ids, [1] * len(ids))

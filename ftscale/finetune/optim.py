@@ -15,22 +15,12 @@ Two schedules, both after a linear warm-up over the first ``warmup`` fraction of
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ftscale.finetune.config import SCHEDULES, FinetuneConfig
+from ftscale.models.training import warmup_cosine
 
-__all__ = ["SCHEDULES", "Schedule", "lr_at", "make_optimizer", "make_schedule"]
-
-
-def lr_at(step: int, total: int, lr: float, warmup: float, min_ratio: float) -> float:
-    """Learning rate at optimiser step ``step`` (1-based): linear warm-up over the first
-    ``warmup`` fraction of ``total`` steps, then cosine down to ``lr * min_ratio``."""
-    w = int(round(warmup * total))
-    if step <= w:
-        return lr * step / w
-    frac = (step - w) / max(1, total - w)
-    return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+__all__ = ["SCHEDULES", "Schedule", "make_optimizer", "make_schedule"]
 
 
 class Schedule:
@@ -68,9 +58,9 @@ class Schedule:
 
     def at(self, step: int) -> float:
         """Learning rate at optimiser step ``step`` (1-based)."""
-        if self.kind == "cosine":
-            return lr_at(step, self.total, self.lr, self.warmup, self.min_ratio)
         w = int(round(self.warmup * self.total))
+        if self.kind == "cosine":
+            return warmup_cosine(step, self.total, self.lr, w, self.min_ratio)
         if step <= self.decay_start:
             return self.lr * step / w if step <= w else self.lr
         # the decay starts from the rate reached (below the peak if a plateau came in warm-up)

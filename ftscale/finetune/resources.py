@@ -1,6 +1,7 @@
 """What a finetuning run needs from the machine: the device, the memory it may use and a guard
 that refuses a run too large for it (before gigabytes of weights are read), the peak memory a
-run used, parameter counts of the base model, and a device barrier for honest timings."""
+run used, parameter counts of the base model (:func:`ftscale.models.training.count_parameters`,
+re-exported), and a device barrier for honest timings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ from typing import Any
 
 from ftscale.errors import UserError
 from ftscale.finetune.config import FinetuneConfig
+from ftscale.models.training import count_parameters
+
+__all__ = [
+    "available_memory",
+    "check_memory",
+    "count_parameters",
+    "estimate_train_bytes",
+    "peak_memory",
+    "resolve_device",
+    "sync",
+]
 
 
 def resolve_device(name: str) -> Any:
@@ -78,18 +90,6 @@ def peak_memory(device: Any) -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    """(all parameters, non-embedding parameters) of the base model; tied tensors count once."""
-    total = sum(p.numel() for p in model.parameters())
-    seen = {id(p) for p in model.parameters()}
-    emb = model.get_input_embeddings().weight
-    out = model.get_output_embeddings()
-    embed = emb.numel()
-    if out is not None and out.weight is not emb and id(out.weight) in seen:
-        embed += out.weight.numel()
-    return total, total - embed
 
 
 def sync(device: Any) -> None:

@@ -28,28 +28,27 @@ from ftscale.models.checkpoint import (
 from ftscale.models.family import Shape, shape_to_dict
 from ftscale.models.recipe import checkpoint_steps, member_hash, peak_lr
 from ftscale.models.tokens import Batches, heldout_windows, tokenizer_hash
+from ftscale.models.training import mean_token_nll, warmup_cosine
 
 
 def evaluate(model: Any, windows: dict[str, Any], batch_size: int = 16) -> dict[str, float]:
-    """Mean next-token NLL per held-out stream, nats/token."""
-    import torch
+    """Mean next-token NLL per held-out stream, nats/token (windows: ``(x, y)`` per stream)."""
     import torch.nn.functional as F
 
-    model.eval()
-    losses = {}
-    with torch.no_grad():
-        for stream, (x, y) in windows.items():
-            total, count = 0.0, 0
-            for i in range(0, x.shape[0], batch_size):
-                logits = model(input_ids=x[i : i + batch_size]).logits
-                yy = y[i : i + batch_size]
-                total += F.cross_entropy(
-                    logits.flatten(0, 1).float(), yy.flatten(), reduction="sum"
-                ).item()
-                count += yy.numel()
-            losses[stream] = total / count
-    model.train()
-    return losses
+    def loss_sum(i: int, x: Any, y: Any) -> tuple[Any, int]:
+        logits = model(input_ids=x[i : i + batch_size]).logits
+        yy = y[i : i + batch_size]
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(), yy.flatten(), reduction="sum"
+        ), yy.numel()
+
+    device = next(model.parameters()).device
+    return {
+        stream: mean_token_nll(
+            model, range(0, x.shape[0], batch_size), lambda i, x=x, y=y: loss_sum(i, x, y), device
+        )
+        for stream, (x, y) in windows.items()
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,14 +64,13 @@ class RunResult:
     wall_seconds: float
 
 
-def lr_at(step: int, total_steps: int, recipe: dict[str, Any]) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at the last step."""
+def pretrain_lr(step: int, total_steps: int, recipe: dict[str, Any]) -> float:
+    """The rate at 0-based ``step``: :func:`~ftscale.models.training.warmup_cosine` in its
+    pretraining convention, warming up over ``max(1, int(warmup_frac * total))`` steps."""
     warmup = max(1, int(recipe["warmup_frac"] * total_steps))
-    lr, min_lr = recipe["lr"], recipe["lr"] * recipe["min_lr_ratio"]
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    return warmup_cosine(
+        step + 1, total_steps, recipe["lr"], warmup, recipe["min_lr_ratio"], convention="pretrain"
+    )
 
 
 def _log(msg: str, logfile: Path | None) -> None:
@@ -260,7 +258,7 @@ def train_model(
     ema, t_log, steps_this_call = None, time.perf_counter(), 0
     t_seg = time.perf_counter()
     while step < total_steps:
-        lr = lr_at(step, total_steps, sched)
+        lr = pretrain_lr(step, total_steps, sched)
         for g in opt.param_groups:
             g["lr"] = lr
         x, y = batches.get(step)

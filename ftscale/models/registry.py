@@ -40,6 +40,7 @@ from ftscale.models.checkpoint import (  # noqa: F401 - DIGEST_*: file_digest's,
     file_digest,
     sha256_file,
 )
+from ftscale.models.training import count_parameters
 
 FAMILY_DIR = Path(__file__).resolve().parent / "family"
 
@@ -299,17 +300,7 @@ def _count_params(config: Any, path: str = "") -> tuple[int, int]:
             model = AutoModelForCausalLM.from_config(config)
     except Exception as exc:  # noqa: BLE001 - negative sizes, unknown types: not a usable config
         raise UserError(f"the model's config does not build: {_one_line(exc)}", path=path) from None
-    return _count_model(model)
-
-
-def _count_model(model: Any) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())  # shared (tied) tensors counted once
-    emb = model.get_input_embeddings().weight
-    embed = emb.numel()
-    out = model.get_output_embeddings()
-    if out is not None and out.weight is not emb and out.weight.data_ptr() != emb.data_ptr():
-        embed += out.weight.numel()
-    return total, total - embed
+    return count_parameters(model)
 
 
 def _info_from_meta(path: Path, meta: dict) -> ModelInfo:
@@ -468,7 +459,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
     if kind == "ftscale":
         info = _info_from_meta(Path(loc), meta)
     else:
-        total, nonembed = _count_model(model)
+        total, nonembed = count_parameters(model)
         details: dict[str, Any] = {"kind": kind}
         if gguf_path is not None:
             details.update(gguf_file=gguf_path.name, converted=str(loc))

@@ -104,19 +104,31 @@ class Batches:
         return t[:, :-1], t[:, 1:]
 
 
+def windows(ids: Any, n: int, length: int, stride: int | None = None) -> list[Any]:
+    """Up to ``n`` consecutive windows of ``length`` tokens from the start of the 1-D array
+    ``ids``, one every ``stride`` tokens (default ``length``: back to back); a short last
+    window is kept if it has at least two tokens. Views of ``ids``, not copies."""
+    stride = length if stride is None else stride
+    out = [ids[i * stride : i * stride + length] for i in range(n) if i * stride < len(ids)]
+    return [w for w in out if len(w) >= 2]
+
+
 def heldout_windows(packed: dict[str, Any], seq_len: int, n_windows: int) -> dict[str, Any]:
-    """The first ``n_windows`` consecutive windows of each held-out stream (fixed, so comparable)."""
+    """The first ``n_windows`` consecutive windows of each held-out stream (fixed, so
+    comparable), as ``(inputs, targets)`` of shape (windows, ``seq_len``): windows of
+    ``seq_len + 1`` tokens every ``seq_len``; a stream shorter than one window gives one short
+    window of all its tokens."""
+    import numpy as np
     import torch
 
     out = {}
     for stream, arr in sorted(packed.items()):
-        n = min(n_windows, (len(arr) - 1) // seq_len)
-        if n >= 1:
-            a = torch.from_numpy(arr[: n * seq_len + 1].astype("int64"))
-            out[stream] = (a[:-1].view(n, seq_len), a[1:].view(n, seq_len))
-        elif len(arr) >= 2:
-            a = torch.from_numpy(arr.astype("int64"))
-            out[stream] = (a[:-1].view(1, -1), a[1:].view(1, -1))
+        found = windows(arr, n_windows, seq_len + 1, stride=seq_len)
+        full = [w for w in found if len(w) == seq_len + 1]
+        rows = full or found[:1]
+        if rows:
+            a = torch.from_numpy(np.stack(rows).astype("int64"))
+            out[stream] = (a[:, :-1].contiguous(), a[:, 1:].contiguous())
     return out
 
 

@@ -9,6 +9,7 @@ from ftscale.finetune import engine as E
 from ftscale.finetune import resources as R
 from ftscale.finetune import run_finetune
 from ftscale.finetune.methods import METHODS, Adapted
+from ftscale.finetune.optim import Schedule
 from ftscale.schema import ALL_COLUMNS
 
 
@@ -69,7 +70,8 @@ def test_truncation_keeps_target_and_prompt_tail(toy):
 
 
 def test_lr_schedule_warmup_and_cosine():
-    lrs = [E.lr_at(s, 100, 1.0, 0.1, 0.1) for s in range(1, 101)]
+    sched = Schedule("cosine", 100, 1.0, 0.1, 0.1)
+    lrs = [sched.at(s) for s in range(1, 101)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))

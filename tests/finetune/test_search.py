@@ -9,16 +9,18 @@ import pytest
 from ftscale.errors import UserError
 from ftscale.finetune import FinetuneConfig, run_finetune, validate
 from ftscale.finetune.config import AUTO_LR_FACTORS, lr_candidates, parse_lr
-from ftscale.finetune.optim import Schedule, lr_at
+from ftscale.finetune.optim import Schedule
 from ftscale.finetune.runkey import run_key
 from ftscale.finetune.search import rung_steps, search_steps
+from ftscale.models.training import warmup_cosine
 
 # --- schedules
 
 
-def test_cosine_schedule_is_the_old_lr_at():
+def test_cosine_schedule_is_the_shared_warmup_cosine():
     s = Schedule("cosine", 100, 0.5, 0.1, 0.1)
-    assert [s.at(k) for k in range(1, 101)] == [lr_at(k, 100, 0.5, 0.1, 0.1) for k in range(1, 101)]
+    want = [warmup_cosine(k, 100, 0.5, 10, 0.1) for k in range(1, 101)]
+    assert [s.at(k) for k in range(1, 101)] == want
     assert s.end == 100 and s.on_plateau(40) is True  # a plateau stops a cosine run
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ftscale.errors import UserError
 from ftscale.models.checkpoint import META_FILE
-from ftscale.models.loop import lr_at
+from ftscale.models.loop import pretrain_lr
 from ftscale.models.pretrain import pretrain_family, recipe_from
 
 
@@ -153,7 +153,7 @@ def test_bad_corpus_is_a_user_error(one, tmp_path, tokenizer):
 
 def test_cosine_schedule_with_warmup():
     r = recipe_from({"lr": 1e-3, "warmup_frac": 0.1, "min_lr_ratio": 0.1})
-    lrs = [lr_at(s, 100, r) for s in range(100)]
+    lrs = [pretrain_lr(s, 100, r) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False))
     assert lrs[-1] == pytest.approx(1e-4, rel=0.01)
