@@ -109,7 +109,9 @@ def make_source(
     if isinstance(spec, str | os.PathLike):
         spec = {"path": os.fspath(spec)}
     if isinstance(spec.get("path"), str) and Path(spec["path"]).name == "dataset_info.json":
-        spec = _from_dataset_info(spec, base, name)
+        from ftscale.data.llamafactory import from_dataset_info
+
+        spec = from_dataset_info(spec, base, name)
     elif spec.get("dataset") is not None:
         raise UserError("`dataset` names an entry of a LLaMA-Factory dataset_info.json `path`")
     unknown = [k for k in spec if k not in (*SOURCE_KEYS, "name")]
@@ -169,63 +171,6 @@ def make_source(
         lang=lang,
         **sizes,
     )
-
-
-#: LLaMA-Factory's alpaca column names -> ours.
-_LF_ALPACA = {"prompt": "instruction", "query": "input", "response": "output"}
-
-
-def _from_dataset_info(
-    spec: Mapping[str, Any], base: Path | None, task_name: str | None
-) -> dict[str, Any]:
-    """A ``[tasks.NAME]`` table whose ``path`` is a LLaMA-Factory ``dataset_info.json``: its
-    entry ``dataset`` (the only one, if there is one) gives the file, the formatting (alpaca or
-    sharegpt), the column names and the role tags. Other keys of the table still apply."""
-    info_path = Path(spec["path"]).expanduser()
-    if not info_path.is_absolute():
-        info_path = (base or Path.cwd()) / info_path
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"not a readable dataset_info.json ({exc})", path=str(info_path)) from None
-    name = spec.get("dataset")
-    if name is None:
-        if not isinstance(info, dict) or len(info) != 1:
-            raise UserError(
-                "several datasets: name one with `dataset` (--dataset)", path=str(info_path)
-            )
-        name = next(iter(info))
-    entry = info.get(name) if isinstance(info, dict) else None
-    if not isinstance(entry, dict):
-        known = ", ".join(info) if isinstance(info, dict) else "none"
-        raise UserError(f"no dataset {name!r} (known: {known})", path=str(info_path))
-    where = entry.get("file_name") or entry.get("hf_hub_url")
-    if not where:
-        raise UserError(f"dataset {name!r} has no file_name or hf_hub_url", path=str(info_path))
-    columns, tags = entry.get("columns") or {}, entry.get("tags") or {}
-    if entry.get("formatting", "alpaca") == "sharegpt":
-        fmt = "sharegpt"
-        fields = {k: columns[k] for k in ("messages", "system") if k in columns}
-        fields.update({k: v for k, v in tags.items() if k in formats.ROLE_TAGS})
-        if "role_tag" in tags:
-            fields["role"] = tags["role_tag"]
-        if "content_tag" in tags:
-            fields["content"] = tags["content_tag"]
-    else:
-        fmt = "alpaca"
-        fields = {
-            _LF_ALPACA.get(k, k): v
-            for k, v in columns.items()
-            if k in (*_LF_ALPACA, "system", "history")
-        }
-    out = {k: v for k, v in spec.items() if k != "dataset"}
-    path = Path(where)
-    out["path"] = str(info_path.parent / path) if entry.get("file_name") else where
-    out.setdefault("format", fmt)
-    if fields and "fields" not in spec:
-        out["fields"] = fields
-    out["name"] = spec.get("name") or task_name or name
-    return out
 
 
 def _records(path: str) -> list[readers.Record] | dict[str, list[readers.Record]]:
@@ -498,19 +443,8 @@ def source_identity(source: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in source.items() if k not in LOCATION_KEYS}
 
 
-def describe(task: Task, tokenizer: Any = None) -> dict[str, Any]:
-    """What a user task is, for ``data show`` and run records."""
-    return {
-        "task": task.name,
-        "format": task.format,
-        "template": task.template_for(tokenizer),
-        "metric": list(task.metric),
-    }
-
-
 __all__: Sequence[str] = (
     "TaskSource",
-    "describe",
     "load_source",
     "load_user_task",
     "looks_like_data",

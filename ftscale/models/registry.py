@@ -40,6 +40,9 @@ from ftscale.models.checkpoint import (  # noqa: F401 - DIGEST_*: file_digest's,
     file_digest,
     sha256_file,
 )
+from ftscale.models.hfload import check_causal_lm
+from ftscale.models.hfload import load_from_gguf as _load_from_gguf
+from ftscale.models.hfload import one_line as _one_line
 from ftscale.models.training import count_parameters
 
 FAMILY_DIR = Path(__file__).resolve().parent / "family"
@@ -252,44 +255,6 @@ def model_fingerprint(name_or_path: str) -> str:
 # describing
 
 
-#: Model types that are encoders (masked LMs): transformers can bolt a causal head on some of
-#: them, but they were not pretrained to continue text, so finetuning them here means nothing.
-_ENCODER_TYPES = frozenset(
-    {
-        "bert",
-        "roberta",
-        "distilbert",
-        "albert",
-        "electra",
-        "deberta",
-        "deberta-v2",
-        "xlm-roberta",
-        "camembert",
-        "mpnet",
-        "ernie",
-        "modernbert",
-    }
-)
-
-
-def check_causal_lm(config: Any, path: str) -> None:
-    """UserError unless ``config`` describes a decoder-only causal language model."""
-    archs = list(getattr(config, "architectures", None) or [])
-    mtype = str(getattr(config, "model_type", "") or "")
-    if getattr(config, "is_encoder_decoder", False):
-        raise UserError(
-            f"an encoder-decoder model ({mtype}): ftscale finetunes decoder-only causal LMs",
-            path=path,
-        )
-    causal = [a for a in archs if a.endswith(("ForCausalLM", "LMHeadModel"))]
-    if mtype in _ENCODER_TYPES or (archs and not causal):
-        what = archs[0] if archs else mtype
-        raise UserError(
-            f"not a causal language model ({what}): ftscale finetunes decoder-only causal LMs",
-            path=path,
-        )
-
-
 def _count_params(config: Any, path: str = "") -> tuple[int, int]:
     """(all, non-embedding) parameters of a config, counted on the meta device (no memory)."""
     import torch
@@ -378,10 +343,6 @@ def list_models() -> list[ModelInfo]:
 
 # ----------------------------------------------------------------------------------------------
 # loading
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _verify_ftscale_checkpoint(path: Path, meta: dict) -> None:
@@ -473,41 +434,6 @@ def load_model(name_or_path: str, device: str = "cpu") -> tuple[Any, Any, ModelI
             details=details,
         )
     return model, tokenizer, info
-
-
-def _load_from_gguf(folder: Path, fname: str) -> tuple[Any, Any]:
-    """(float32 dequantised model without its quantizer, tokenizer), read from the GGUF file
-    ``folder/fname`` by transformers (slow: the conversion's source, :mod:`ftscale.models.gguf`)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from ftscale.models.gguf import strip_quantizer
-
-    where = str(folder / fname)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=fname)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"cannot load the tokenizer: {_one_line(exc)}", path=where) from None
-    try:
-        config = AutoConfig.from_pretrained(str(folder), gguf_file=fname)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"not a model: {_one_line(exc)}", path=where) from None
-    check_causal_lm(config, where)
-    kwargs: dict[str, Any] = {"gguf_file": fname, "dtype": torch.float32}
-    with contextlib.suppress(ImportError):
-        from transformers import GgufConfig
-
-        # dequantise even where a packed-weight kernel is installed: these weights are trained
-        kwargs["quantization_config"] = GgufConfig(gguf_file=where, dequantize=True)
-    try:
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-        except TypeError:  # a transformers without GgufConfig(dequantize=)
-            kwargs.pop("quantization_config", None)
-            model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-    except Exception as exc:  # noqa: BLE001 - truncated weights, unsupported architecture
-        raise UserError(f"cannot load the model: {_one_line(exc)}", path=where) from None
-    return strip_quantizer(model), tokenizer
 
 
 def _converted(folder: Path, gguf: str) -> Path | None:
