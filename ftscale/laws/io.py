@@ -51,7 +51,7 @@ def fit_record(
         "message": law.message_,
         "objective": law.objective_,
         "n_starts": law.n_starts_,
-        "n_bootstrap": law.n_bootstrap,
+        "n_bootstrap": law.n_bootstrap_,
         "seed": law.seed,
         "cost_models": cost_models or {},
     }
@@ -88,7 +88,7 @@ def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
             )
     try:
         law = cls(space=space, huber_delta=float(delta))
-        law.set_params({k: float(params[k]) for k in cls.param_names})
+        law.load_fitted({k: float(params[k]) for k in cls.param_names})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"malformed fit record ({exc})", path=path) from None
     samples = rec.get("bootstrap_params")
