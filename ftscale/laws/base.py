@@ -54,6 +54,8 @@ class ScalingLaw:
     #: Start values per parameter in FREE space (log for scales); the grid is their product.
     default_grid: ClassVar[dict[str, tuple[float, ...]]]
     formula: ClassVar[str]
+    #: Short name for table columns (the report's "mult Δe"); the name where not set.
+    short: ClassVar[str] = ""
     #: Box in FREE space per parameter. Scales: log in [-30, 50] (E may reach ~1e-13, i.e. 0);
     #: exponents: a form may narrow them. Without a box, flat valleys (all points on the
     #: plateau of a rectified curve) send parameters to infinity and L-BFGS crawls after them.
@@ -67,6 +69,12 @@ class ScalingLaw:
     #: parameters (:func:`ftscale.laws.critical.closed_form`); else crossings are searched.
     closed_form_crossing: ClassVar[bool] = False
     _SCALE_BOUNDS = (-30.0, 50.0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("short") and "name" in cls.__dict__:
+            cls.short = cls.name
+
     _EXPONENT_BOUNDS = (-2.0, 5.0)
 
     def __init__(

@@ -62,6 +62,26 @@ def fit_record(
     return rec
 
 
+def chosen_records(
+    fits: list[dict[str, Any]], task: str | None = None, law: str | None = None
+) -> dict[tuple[Any, Any], dict[str, Any]]:
+    """The joint fit records (a factor fitted) by (task, method): of ``law`` if given, else each
+    group's chosen law (``"chosen": true``: law choice by held-out error), else the group's
+    first listed joint fit (the study's first law). Never a law's name: any registered law
+    can be the one used."""
+    out: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for f in fits:
+        key = (f["group"].get("task"), f["group"].get("method"))
+        if f.get("factor") is None or (task is not None and key[0] != task):
+            continue
+        if law is not None:
+            if f["law"] == law:
+                out[key] = f
+        elif not out.get(key, {}).get("chosen") and (f.get("chosen") or key not in out):
+            out[key] = f
+    return out
+
+
 def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
     """Rebuild a fitted law (parameters and bootstrap samples) from a record; a record whose
     law, space, Huber delta, parameters or samples are not what ``fit`` writes is a UserError."""

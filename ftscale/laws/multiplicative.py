@@ -12,6 +12,7 @@ class MultiplicativeLaw(ScalingLaw):
     finetuning data size (examples), L in nats/token."""
 
     name = "multiplicative"
+    short = "mult"
     formula = "L = A * X^-alpha * D^-beta + E"
     param_names = ("A", "alpha", "beta", "E")
     n_factors = 2

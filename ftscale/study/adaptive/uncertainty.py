@@ -17,7 +17,6 @@ CRIT_RANGE = (1.0, 1e12)
 #: Draws per method the design uses (the first ones): the critical question compares every
 #: pair of draws, R^2 of them on a grid of data sizes, so memory grows with R^2.
 MAX_DRAWS = 200
-_LAW = "multiplicative"
 
 
 @dataclass
@@ -49,24 +48,16 @@ def seed_sigma(points: list[dict[str, Any]], fits: list[dict[str, Any]]) -> floa
 
 
 def design_state(question: Question, doc: dict[str, Any]) -> tuple[DesignState | None, list[str]]:
-    """The question's methods' draws from a fits document; (None, the methods lacking a fit
-    with draws) when some method cannot be scored yet."""
-    from ftscale.laws.io import law_from_record
+    """The question's methods' draws from a fits document, each method's from its chosen law
+    (:func:`ftscale.laws.io.chosen_records`); (None, the methods lacking a fit with draws) when
+    some method cannot be scored yet."""
+    from ftscale.laws.io import chosen_records, law_from_record
     from ftscale.laws.recommend import _draw_theta
 
     laws, theta, missing = {}, {}, []
+    recs = chosen_records(doc["fits"], question.task)
     for method in question.methods:
-        rec = next(
-            (
-                f
-                for f in doc["fits"]
-                if f["law"] == _LAW
-                and f["group"].get("task") == question.task
-                and f["group"].get("method") == method
-                and f.get("factor") is not None
-            ),
-            None,
-        )
+        rec = recs.get((question.task, method))
         if rec is None or not rec.get("bootstrap_params"):
             missing.append(method)
             continue
