@@ -391,7 +391,7 @@ def critical_section(doc: dict[str, Any]) -> Section:
     title = "Critical finetuning data size (Table 5: D_c = H · X^γ, exact when E1 = E2)"
     cf = critical_closed_form_table(doc)
     if not cf:
-        return Section(title, [Text("Fewer than two methods with a multiplicative fit.")])
+        return Section(title, [Text("Fewer than two methods with a joint fit.")])
     rows = [
         [
             r["task"],

@@ -10,8 +10,11 @@ import pytest
 from ftscale.analysis.study import fit_study
 from ftscale.laws import LAWS
 from ftscale.laws.base import ScalingLaw
+from ftscale.laws.recommend import p_best
 from ftscale.report.build import build_report
 from ftscale.study import adaptive
+from ftscale.study.adaptive.question import parse_question, resolve_question
+from ftscale.study.adaptive.uncertainty import current_answer, design_state
 from ftscale.study.plan import plan_study
 from ftscale.study.runner import run_study
 from ftscale.study.spec import parse_study
@@ -46,17 +49,21 @@ class ToyLaw(ScalingLaw):
         return lp, np.stack([w, -x * w, -d * w, 1.0 - w], axis=-1)
 
 
+def toy_study_dict() -> dict:
+    d = simulated_study(models=("sim-1e5", "sim-1e6", "sim-1e7"), seeds=2)
+    d["study"]["methods"] = ["fmt", "lora"]
+    d["data_sizes"] = {m: [100, 300, 1000, 3000, 10000] for m in ("fmt", "lora")}
+    d["fit"] = {"laws": ["toy"], "bootstrap": 20, "holdout_largest": []}
+    return d
+
+
 @pytest.fixture(scope="module")
 def toy_study(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setitem(LAWS, "toy", ToyLaw)  # the one registry line
     mp.setenv("FTSCALE_RUN_FN", "ftscale.testing.simulated:simulated_run")
     try:
-        d = simulated_study(models=("sim-1e5", "sim-1e6", "sim-1e7"), seeds=2)
-        d["study"]["methods"] = ["fmt", "lora"]
-        d["data_sizes"] = {m: [100, 300, 1000, 3000, 10000] for m in ("fmt", "lora")}
-        d["fit"] = {"laws": ["toy"], "bootstrap": 20, "holdout_largest": []}
-        study = parse_study(d)
+        study = parse_study(toy_study_dict())
         tmp = tmp_path_factory.mktemp("toy")
         # The largest data size stays unrun: adaptive then has candidates to score.
         keys = {r.run_key for r in plan_study(study, HASHES) if r.spec["data_size"] < 10000}
@@ -95,9 +102,15 @@ def test_adaptive_scores_runs_on_the_toy_law(toy_study):
     for s in (sug, crit):
         assert s["mode"] == "sharpen", s["notes"]
         assert all(r["data_size"] == 10000 for r in s["suggestions"])
-        assert s["current"] is not None and s["current"]["uncertainty"] >= -1e-12
+        assert (
+            s["current"] is not None and s["current"]["uncertainty"] >= -1e-12
+        )  # 1 - P(best), to rounding
     assert crit["suggestions"], crit["notes"]  # runs that narrow the critical interval
-    # The adaptive P(best) is the recommendation's P(best): one function computes both.
-    rec = doc["recommendations"][0]
-    if sug["current"]["best"] == rec["best"]:
-        assert sug["current"]["p_best"] == pytest.approx(rec["p_best"])
+    # The adaptive P(best) is the recommendation's: one function computes both.
+    study = parse_study(toy_study_dict())
+    q = resolve_question(parse_question(None, study), study, doc)
+    state, missing = design_state(q, doc)
+    assert not missing
+    probs, n = p_best(state.laws, q.x, q.data_size)
+    cur = current_answer(state)
+    assert cur["p_best"] == probs[cur["best"]] == sug["current"]["p_best"] and n >= 2

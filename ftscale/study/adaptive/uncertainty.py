@@ -88,7 +88,10 @@ def _uniform(state: DesignState) -> dict[str, np.ndarray]:
 
 
 class _Recommend:
-    """1 - P(best) of the method most likely best, under per-method draw weights."""
+    """The design's objective for recommend: 1 - P(best) of the method most likely best, under
+    per-method draw weights, every combination of the methods' draws weighed (draws of
+    different methods are independent fits). A smooth objective for ranking candidate runs;
+    the answer's P(best) itself is :func:`ftscale.laws.recommend.p_best` (paired draws)."""
 
     def __init__(self, state: DesignState):
         q = state.question
@@ -180,9 +183,18 @@ def current_answer(state: DesignState) -> dict[str, Any]:
     w = {m: v[None, :] for m, v in _uniform(state).items()}
     u = float(metric.uncertainty(w)[0])
     if isinstance(metric, _Recommend):
-        pb = metric.p_best(w)[0]
-        i = int(np.argmax(pb))
-        return {"uncertainty": u, "best": metric.methods[i], "p_best": float(pb[i])}
+        # The answer's P(best) is the recommendation's (one function: the share of paired
+        # draws in which the method is lowest); the design's uncertainty above weighs every
+        # combination of the methods' draws, a smooth objective for ranking runs.
+        from ftscale.laws.recommend import p_best
+
+        q = state.question
+        probs, _ = p_best(state.laws, q.x, q.data_size)
+        if probs is None:
+            pb = metric.p_best(w)[0]
+            probs = dict(zip(metric.methods, map(float, pb), strict=True))
+        best = max(metric.methods, key=lambda m: probs[m])
+        return {"uncertainty": u, "best": best, "p_best": probs[best]}
     med = metric.median(_uniform(state))
     return {
         "uncertainty": u,
