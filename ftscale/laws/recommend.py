@@ -102,27 +102,18 @@ def _p_best_at(
     return {m: float(v) for m, v in zip(laws, probs, strict=True)}, n
 
 
-def p_best_of(
-    preds: np.ndarray, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, int] | None:
+def p_best_of(preds: np.ndarray) -> tuple[np.ndarray, int] | None:
     """P(best), the one place it is computed: the probability that each of M candidates
     (methods, PET sizes) has the lowest loss, from R paired draws ``preds`` (M, R; nats/token;
-    draw k of every candidate taken together). Draws where a candidate predicts no finite loss
-    are left out. ``weights`` (S, R): S weightings of the draws (importance weights, need not
-    sum to 1), giving probabilities (S, M); None: every draw counts once, giving (M,) = the share
-    of draws in which each candidate is lowest. Returns (probabilities, the number of draws
-    used), or None when no draw is finite."""
+    draw k of every candidate taken together): the share of draws in which each is lowest.
+    Draws where a candidate predicts no finite loss are left out. Returns (probabilities (M,),
+    the number of draws used), or None when no draw is finite."""
     preds = np.asarray(preds, dtype=float)
     ok = np.isfinite(preds).all(axis=0)
     n = int(ok.sum())
     if n == 0:
         return None
-    win = np.argmin(preds[:, ok], axis=0)
-    if weights is None:
-        return np.bincount(win, minlength=preds.shape[0]) / n, n
-    w = np.asarray(weights, dtype=float)[:, ok]
-    onehot = win[None, :] == np.arange(preds.shape[0])[:, None]  # (M, n)
-    return (w @ onehot.T) / w.sum(axis=1, keepdims=True), n
+    return np.bincount(np.argmin(preds[:, ok], axis=0), minlength=preds.shape[0]) / n, n
 
 
 def recommend(

@@ -58,3 +58,12 @@ def test_bootstrap_noise_leaves_the_hyper_parameter_alone():
     law = get_law("multiplicative")().fit(*_data())
     law.bootstrap_noise(np.full(12, 0.01), 5)
     assert law.n_bootstrap == 0 and law.n_bootstrap_ == 5
+
+
+def test_p_best_is_the_share_of_paired_draws_where_a_candidate_is_lowest():
+    from ftscale.laws.recommend import p_best_of
+
+    preds = np.array([[1.0, 2.0, 1.0, np.nan, 1.0], [2.0, 1.0, 3.0, 0.5, 2.0]])
+    probs, n = p_best_of(preds)
+    assert n == 4 and probs.tolist() == [0.75, 0.25]  # the draw with a NaN is left out
+    assert p_best_of(np.array([[np.nan], [1.0]])) is None

@@ -22,6 +22,7 @@ from ftscale.study.store import RunStore
 from ftscale.testing.simulated import simulated_study
 
 HASHES = {"sim-task": "fixture"}
+pytestmark = pytest.mark.slow  # a simulated study, fitted, reported and scored: ~7 s
 
 
 class ToyLaw(ScalingLaw):
