@@ -74,8 +74,9 @@ def pair_table(
     hi: float = DEFAULT_RANGE[1],
 ) -> list[dict[str, Any]]:
     """Each pair of a context's methods: ``{"methods", "points": [critical_data_size at each
-    x], "closed_form"}`` (closed form for multiplicative laws only, undefined where the fit
-    records' beta intervals overlap: :func:`ftscale.laws.critical.closed_form`).
+    x], "closed_form"}`` (closed form where both are of one form whose ``closed_form_crossing``
+    is set, undefined where the fit records' beta intervals overlap:
+    :func:`ftscale.laws.critical.closed_form`).
 
     Each point also says whether its critical data size lies inside both methods' runs at
     that factor value: ``measured_range`` and ``extrapolated``
@@ -89,7 +90,7 @@ def pair_table(
             pts.append({**pt, **judge_range(pt["critical_data_size"], [r1, r2], x)})
         cf = (
             closed_form(l1.params_, l2.params_, r1.get("ci"), r2.get("ci"))
-            if l1.name == l2.name == "multiplicative"
+            if l1.name == l2.name and l1.closed_form_crossing
             else None
         )
         out.append({"methods": [m1, m2], "points": pts, "closed_form": cf})

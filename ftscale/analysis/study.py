@@ -40,6 +40,7 @@ from ftscale.analysis.health import (
     zero_shot_health,
 )
 from ftscale.errors import UserError
+from ftscale.laws.recommend import p_best_of
 from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
 from ftscale.study.spec import FitSpec, Study
@@ -523,13 +524,10 @@ def widened_p_best(
         if m in flagged:
             p = p + rng.standard_normal(r) * float(rec.get("delta_h") or 0.0)
         preds.append(p)
-    arr = np.stack(preds)
-    ok = np.isfinite(arr).all(axis=0)
-    if not ok.any():
+    got = p_best_of(np.stack(preds))
+    if got is None:
         return None
-    wins = np.bincount(np.argmin(arr[:, ok], axis=0), minlength=len(laws))
-    n = int(ok.sum())
-    return {m: float(w / n) for m, w in zip(laws, wins, strict=True)}, n
+    return {m: float(v) for m, v in zip(laws, got[0], strict=True)}, got[1]
 
 
 def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:

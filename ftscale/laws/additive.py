@@ -12,6 +12,7 @@ class AdditiveLaw(ScalingLaw):
     (examples), L in nats/token."""
 
     name = "additive"
+    short = "add"
     formula = "L = A * X^-alpha + B * D^-beta + E"
     param_names = ("A", "alpha", "B", "beta", "E")
     n_factors = 2

@@ -18,6 +18,7 @@ class AdditiveRectifiedLaw(ScalingLaw):
     (examples, 0 allowed), D_l the pre-learned data size (examples), L in nats/token."""
 
     name = "additive_rectified"
+    short = "add-rect"
     formula = "L = A * X^-alpha + B * (D + D_l)^-beta + E"
     param_names = ("A", "alpha", "B", "beta", "D_l", "E")
     n_factors = 2

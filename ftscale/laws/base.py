@@ -10,9 +10,11 @@ overflow. Exponents (alpha, beta) are fitted as they are.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import itertools
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,10 +32,16 @@ class ScalingLaw:
     none), ``seed``, ``n_polish`` (best batched starts refined with scipy), ``max_iter``,
     ``screen`` (successive halving over a large grid, see :func:`ftscale.laws.optim.multistart`).
 
+    scikit-learn's conventions: :meth:`get_params` / :meth:`set_params` read and set these
+    hyper-parameters, :meth:`clone` is a new unfitted estimator with the same ones, and fitted
+    values are attributes ending in ``_``; :meth:`load_fitted` loads fitted parameters (e.g.
+    from a fits file) without fitting.
+
     Fitted attributes: ``params_`` (name -> value), ``objective_``, ``converged_``, ``message_``,
     ``n_fit_``, ``delta_e_`` (mean |L_hat - L| on fitted points, nats/token), ``delta_h_`` (same on
     held-out points, or None), ``n_holdout_``, ``ci_`` (name -> (lo, hi), 95%) and
-    ``bootstrap_params_`` (R, P) when ``n_bootstrap > 0``.
+    ``bootstrap_params_`` (R, P) when ``n_bootstrap > 0``, ``n_bootstrap_`` (the draws asked
+    for: ``n_bootstrap``, or those of :meth:`bootstrap_noise`).
     """
 
     name: ClassVar[str]
@@ -46,6 +54,8 @@ class ScalingLaw:
     #: Start values per parameter in FREE space (log for scales); the grid is their product.
     default_grid: ClassVar[dict[str, tuple[float, ...]]]
     formula: ClassVar[str]
+    #: Short name for table columns (the report's "mult Δe"); the name where not set.
+    short: ClassVar[str] = ""
     #: Box in FREE space per parameter. Scales: log in [-30, 50] (E may reach ~1e-13, i.e. 0);
     #: exponents: a form may narrow them. Without a box, flat valleys (all points on the
     #: plateau of a rectified curve) send parameters to infinity and L-BFGS crawls after them.
@@ -55,7 +65,16 @@ class ScalingLaw:
     accepts_zero_data: ClassVar[bool] = False
     #: Whether ``--law auto`` / ``fit.laws = ["auto"]`` fit this form (a user can always name it).
     in_auto: ClassVar[bool] = True
+    #: Whether two fits of this form cross at a data size given in closed form by their
+    #: parameters (:func:`ftscale.laws.critical.closed_form`); else crossings are searched.
+    closed_form_crossing: ClassVar[bool] = False
     _SCALE_BOUNDS = (-30.0, 50.0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("short") and "name" in cls.__dict__:
+            cls.short = cls.name
+
     _EXPONENT_BOUNDS = (-2.0, 5.0)
 
     def __init__(
@@ -78,6 +97,40 @@ class ScalingLaw:
         self.n_polish = n_polish
         self.max_iter = max_iter
         self.screen = screen
+
+    # -- hyper-parameters (scikit-learn's conventions) -------------------------------------------
+    @classmethod
+    def _param_keys(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            k
+            for k, p in sig.parameters.items()
+            if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters (the constructor's arguments), name -> value; never fitted
+        values. ``deep`` is accepted for scikit-learn compatibility (a law holds no
+        sub-estimators)."""
+        return {k: getattr(self, k) for k in self._param_keys()}
+
+    def set_params(self, **params: Any) -> ScalingLaw:
+        """Set hyper-parameters by name (an unknown name is a :class:`UserError`); fitted
+        values are untouched (refit to use the new ones). Returns self."""
+        keys = self._param_keys()
+        unknown = sorted(set(params) - set(keys))
+        if unknown:
+            raise UserError(
+                f"unknown hyper-parameters {unknown} of the {self.name} law "
+                f"(known: {', '.join(keys)})"
+            )
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def clone(self) -> ScalingLaw:
+        """A new unfitted estimator of the same form with (copies of) the same hyper-parameters."""
+        return type(self)(**copy.deepcopy(self.get_params()))
 
     # -- the one method a law form implements ------------------------------------------------
     @staticmethod
@@ -244,6 +297,7 @@ class ScalingLaw:
             )
         self.ci_ = {}
         self.bootstrap_params_ = None
+        self.n_bootstrap_ = int(self.n_bootstrap)
         self.noise_scale_ = None
         self._data = (x, d, y, free)
         if self.n_bootstrap > 0:
@@ -279,7 +333,7 @@ class ScalingLaw:
         pub = np.array([list(self.from_free(t).values()) for t in theta[keep]])
         self.bootstrap_params_ = pub
         self.bootstrap_converged_ = float(np.mean(conv))
-        self.n_bootstrap = int(n_bootstrap)
+        self.n_bootstrap_ = int(n_bootstrap)
         self.noise_scale_ = float(scale)
         if len(pub):
             lo, hi = np.percentile(pub, [2.5, 97.5], axis=0)
@@ -402,13 +456,15 @@ class ScalingLaw:
         pred = np.exp(self.log_pred(self._theta[None], x, d)[0][0])
         return float(np.mean(np.abs(pred - y)))
 
-    def set_params(self, params: dict[str, float]) -> ScalingLaw:
-        """Load fitted public parameters (e.g. from a fits file) without fitting."""
+    def load_fitted(self, params: dict[str, float]) -> ScalingLaw:
+        """Load fitted public parameters (e.g. from a fits file) without fitting; returns self.
+        (Hyper-parameters are set by :meth:`set_params`.)"""
         missing = set(self.param_names) - set(params)
         if missing:
             raise UserError(f"{self.name} law parameters missing: {sorted(missing)}")
         self._theta = self.to_free(params)
         self.params_ = self.from_free(self._theta)
         self.bootstrap_params_ = None
+        self.n_bootstrap_ = 0
         self.ci_ = {}
         return self

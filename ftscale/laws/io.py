@@ -51,7 +51,7 @@ def fit_record(
         "message": law.message_,
         "objective": law.objective_,
         "n_starts": law.n_starts_,
-        "n_bootstrap": law.n_bootstrap,
+        "n_bootstrap": law.n_bootstrap_,
         "seed": law.seed,
         "cost_models": cost_models or {},
     }
@@ -60,6 +60,26 @@ def fit_record(
     if with_samples and law.bootstrap_params_ is not None:
         rec["bootstrap_params"] = law.bootstrap_params_.tolist()
     return rec
+
+
+def chosen_records(
+    fits: list[dict[str, Any]], task: str | None = None, law: str | None = None
+) -> dict[tuple[Any, Any], dict[str, Any]]:
+    """The joint fit records (a factor fitted) by (task, method): of ``law`` if given, else each
+    group's chosen law (``"chosen": true``: law choice by held-out error), else the group's
+    first listed joint fit (the study's first law). Never a law's name: any registered law
+    can be the one used."""
+    out: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for f in fits:
+        key = (f["group"].get("task"), f["group"].get("method"))
+        if f.get("factor") is None or (task is not None and key[0] != task):
+            continue
+        if law is not None:
+            if f["law"] == law:
+                out[key] = f
+        elif not out.get(key, {}).get("chosen") and (f.get("chosen") or key not in out):
+            out[key] = f
+    return out
 
 
 def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
@@ -88,7 +108,7 @@ def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
             )
     try:
         law = cls(space=space, huber_delta=float(delta))
-        law.set_params({k: float(params[k]) for k in cls.param_names})
+        law.load_fitted({k: float(params[k]) for k in cls.param_names})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"malformed fit record ({exc})", path=path) from None
     samples = rec.get("bootstrap_params")

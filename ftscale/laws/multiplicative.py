@@ -12,9 +12,11 @@ class MultiplicativeLaw(ScalingLaw):
     finetuning data size (examples), L in nats/token."""
 
     name = "multiplicative"
+    short = "mult"
     formula = "L = A * X^-alpha * D^-beta + E"
     param_names = ("A", "alpha", "beta", "E")
     n_factors = 2
+    closed_form_crossing = True
     default_grid = {
         "A": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
         "alpha": (0.0, 0.25, 0.5, 1.0, 1.5),

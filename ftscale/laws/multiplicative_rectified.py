@@ -22,6 +22,7 @@ class MultiplicativeRectifiedLaw(ScalingLaw):
     L in nats/token."""
 
     name = "multiplicative_rectified"
+    short = "mult-rect"
     formula = "L = A * X^-alpha * (D + D_l)^-beta + E"
     param_names = ("A", "alpha", "beta", "D_l", "E")
     n_factors = 2

@@ -95,14 +95,25 @@ def _p_best_at(
 ) -> tuple[dict[str, float] | None, int | None]:
     """:func:`p_best` with each method at its own data size (examples)."""
     preds = _paired_draw_preds(laws, x, sizes)
-    if preds is None:
+    got = None if preds is None else p_best_of(preds)
+    if got is None:
         return None, None
+    probs, n = got
+    return {m: float(v) for m, v in zip(laws, probs, strict=True)}, n
+
+
+def p_best_of(preds: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """P(best), the one place it is computed: the probability that each of M candidates
+    (methods, PET sizes) has the lowest loss, from R paired draws ``preds`` (M, R; nats/token;
+    draw k of every candidate taken together): the share of draws in which each is lowest.
+    Draws where a candidate predicts no finite loss are left out. Returns (probabilities (M,),
+    the number of draws used), or None when no draw is finite."""
+    preds = np.asarray(preds, dtype=float)
     ok = np.isfinite(preds).all(axis=0)
-    if not ok.any():
-        return None, None
-    wins = np.bincount(np.argmin(preds[:, ok], axis=0), minlength=len(laws))
     n = int(ok.sum())
-    return {m: float(w / n) for m, w in zip(laws, wins, strict=True)}, n
+    if n == 0:
+        return None
+    return np.bincount(np.argmin(preds[:, ok], axis=0), minlength=preds.shape[0]) / n, n
 
 
 def recommend(
@@ -279,20 +290,20 @@ def pet_size_choice(
     i_best = int(np.argmin(preds))
     i_small = next(i for i, p in enumerate(preds) if p <= preds[i_best] + tolerance)
     draws = law.bootstrap_params_
-    dp = None
+    dp = got = None
     if draws is not None and len(draws):
         theta = _draw_theta(law, np.asarray(draws, dtype=float))
         logd = np.array([np.log(float(data_size))])
         dp = np.stack([_draw_preds(law, theta, r, logd)[:, 0] for r in cand])  # (C, R)
         dp = dp[:, np.isfinite(dp).all(axis=0)]
-        if dp.shape[1] == 0:
+        got = p_best_of(dp)
+        if got is None:
             dp = None
     q = 50 * (1 - level)
     p_best_c = None
     gap_iv = p_within = None
     if dp is not None:
-        wins = np.bincount(np.argmin(dp, axis=0), minlength=len(cand))
-        p_best_c = wins / dp.shape[1]
+        p_best_c = got[0]
         gap = dp[i_small] - dp[i_best]
         gap_iv = [float(v) for v in np.percentile(gap, [q, 100 - q])]
         p_within = float(np.mean(dp[i_small] <= dp.min(axis=0) + tolerance))

@@ -10,6 +10,7 @@ from ftscale.analysis.health import FACTOR_WORD, fmt_size, fmt_value, method_lab
 from ftscale.fsutil import atomic_dir, atomic_write
 from ftscale.jsonio import to_json_text
 from ftscale.laws.critical import format_h
+from ftscale.laws.registry import LAWS
 from ftscale.report import figures
 from ftscale.report.forgetting import (
     forgetting_findings,
@@ -35,6 +36,7 @@ from ftscale.report.summary import (
     findings,
     fit_cautions,
     fmt_ci,
+    joint_laws,
     params_table,
 )
 
@@ -309,19 +311,16 @@ def table_sections(doc: dict[str, Any], results, transfer, forget) -> list[Secti
     out.append(Section("Fitted parameters (Table 4; 95% bootstrap intervals)", blocks))
     dt = delta_table(doc)
     if dt:
+        laws = joint_laws(doc)
         rows = [
             [r["task"], figures.method_label(r["method"])]
-            + [
-                _fmt(r.get(f"{law}_delta_{k}"))
-                for law in ("multiplicative", "additive")
-                for k in ("e", "h")
-            ]
+            + [_fmt(r.get(f"{law}_delta_{k}")) for law in laws for k in ("e", "h")]
             for r in dt
         ]
-        heads = ["mult Δe", "mult Δh", "add Δe", "add Δh"]
+        heads = [f"{_short(law)} Δ{k}" for law in laws for k in ("e", "h")]
         out.append(
             Section(
-                "Fit quality: multiplicative vs additive (Tables 2 and 6; nats/token)",
+                f"Fit quality: {' vs '.join(laws)} (Tables 2 and 6; nats/token)",
                 [_table(["task", "method", *heads], rows)],
             )
         )
@@ -381,12 +380,18 @@ def table_sections(doc: dict[str, Any], results, transfer, forget) -> list[Secti
     return out
 
 
+def _short(law: str) -> str:
+    """A law's short column name (its ``short`` attribute; the name for an unknown law)."""
+    cls = LAWS.get(law)
+    return cls.short if cls is not None else law
+
+
 def critical_section(doc: dict[str, Any]) -> Section:
     """Table 5: the closed-form critical data size and the numeric first crossings."""
     title = "Critical finetuning data size (Table 5: D_c = H · X^γ, exact when E1 = E2)"
     cf = critical_closed_form_table(doc)
     if not cf:
-        return Section(title, [Text("Fewer than two methods with a multiplicative fit.")])
+        return Section(title, [Text("Fewer than two methods with a joint fit.")])
     rows = [
         [
             r["task"],

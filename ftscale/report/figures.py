@@ -13,7 +13,8 @@ import numpy as np
 
 from ftscale.analysis.health import method_label
 from ftscale.finetune.methods import METHODS, pet_size_fields
-from ftscale.laws.io import law_from_record
+from ftscale.laws.io import chosen_records, law_from_record
+from ftscale.laws.registry import LAWS
 
 #: Colours of methods that declare none (and of names outside the registry).
 _FALLBACK = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -92,21 +93,20 @@ def chosen_fits(
     doc: dict[str, Any], task: str | None = None, law: str | None = None
 ) -> dict[tuple[Any, Any], dict[str, Any]]:
     """The joint fits (a factor fitted) by (task, method): of ``law`` if given, else each
-    group's chosen law (``"chosen": true``, law choice by held-out error), else its
-    multiplicative fit."""
-    out: dict[tuple[Any, Any], dict[str, Any]] = {}
-    for f in doc.get("fits", []):
-        key = (f["group"].get("task"), f["group"].get("method"))
-        if f.get("factor") is None or (task is not None and key[0] != task):
-            continue
-        if law is not None:
-            if f["law"] == law:
-                out[key] = f
-        elif f.get("chosen") or (
-            f["law"] == "multiplicative" and not out.get(key, {}).get("chosen")
-        ):
-            out[key] = f
-    return out
+    group's chosen law, else its first listed joint fit (:func:`ftscale.laws.io.chosen_records`)."""
+    return chosen_records(doc.get("fits", []), task, law)
+
+
+_SYMBOL = {"alpha": "α", "beta": "β"}
+
+
+def _title_params(fit: dict[str, Any]) -> str:
+    """A fit's exponents and floor for a panel title: "α=0.30, β=0.30, E=1.60" (the law's
+    parameters not fitted as logs, then E where the law has one)."""
+    cls = LAWS.get(fit["law"])
+    names = [k for k in fit["params"] if cls is None or k not in cls.log_params]
+    names += ["E"] if "E" in fit["params"] and "E" not in names else []
+    return ", ".join(f"{_SYMBOL.get(k, k)}={fit['params'][k]:.2f}" for k in names)
 
 
 def scaling_figure(
@@ -188,8 +188,7 @@ def scaling_figure(
         ax.set_xlabel("finetuning data (examples)")
         title = method_label(method)
         if fit is not None:
-            pr = fit["params"]
-            title += f"  (α={pr['alpha']:.2f}, β={pr['beta']:.2f}, E={pr['E']:.2f})"
+            title += f"  ({_title_params(fit)})"
         else:
             title += "  (no fit)"
         ax.set_title(title, color=method_colour(method), fontsize=9)

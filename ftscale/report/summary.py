@@ -1,7 +1,7 @@
 """The report's tables and findings, computed from a study's fits document and results table.
 
 Tables (the paper's numbering): fitted parameters with bootstrap intervals (Table 4), Delta_e and
-Delta_h of the multiplicative and additive laws side by side (Tables 2 and 6), the closed-form
+Delta_h of every fitted joint law side by side (Tables 2 and 6), the closed-form
 critical size H and gamma (Table 5), and the correlation between test loss and generation quality
 across runs (Table 7). Findings are sentences computed from those numbers, never fixed text; a
 finding that compares exponents or methods is stated only where their 95% bootstrap intervals
@@ -17,7 +17,7 @@ import numpy as np
 
 from ftscale.analysis.health import FACTOR_WORD, fmt_value, intervals_separate
 from ftscale.laws.critical import DEFAULT_RANGE
-from ftscale.report.figures import method_label
+from ftscale.report.figures import chosen_fits, method_label
 
 _FACTOR_WORD = FACTOR_WORD
 #: How a finding says that its comparison has no intervals.
@@ -46,11 +46,17 @@ def params_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def joint_laws(doc: dict[str, Any]) -> list[str]:
+    """The laws fitted with a factor (joint laws), in the order the fits list them."""
+    return list(dict.fromkeys(f["law"] for f in doc["fits"] if f["factor"] is not None))
+
+
 def delta_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Delta_e and Delta_h (nats/token) per (task, method) for multiplicative vs additive."""
+    """Delta_e and Delta_h (nats/token) per (task, method) for every joint law
+    (:func:`joint_laws`): keys ``{law}_delta_e`` and ``{law}_delta_h``."""
     by: dict[tuple[str, str], dict[str, Any]] = {}
     for f in doc["fits"]:
-        if f["factor"] is None or f["law"] not in ("multiplicative", "additive"):
+        if f["factor"] is None:
             continue
         key = (f["group"]["task"], f["group"]["method"])
         row = by.setdefault(key, {"task": key[0], "method": key[1]})
@@ -123,24 +129,18 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
     out: list[str] = []
     factor = doc["factor"]
     word = _FACTOR_WORD.get(factor, factor)
-    mult = {
-        (f["group"]["task"], f["group"]["method"]): f
-        for f in doc["fits"]
-        if f["law"] == "multiplicative" and f["factor"]
-    }
-    add = {
-        (f["group"]["task"], f["group"]["method"]): f
-        for f in doc["fits"]
-        if f["law"] == "additive" and f["factor"]
-    }
-    tasks = sorted({t for t, _ in mult} | {p["task"] for p in doc["points"]})
+    chosen = chosen_fits(doc)
+    laws = joint_laws(doc)
+    tasks = sorted({t for t, _ in chosen} | {p["task"] for p in doc["points"]})
     for task in tasks:
-        tm = {m: f for (t, m), f in mult.items() if t == task}
+        tm = {m: f for (t, m), f in chosen.items() if t == task}
         if not tm:
-            out.append(f"{task}: no multiplicative law could be fitted (too few finished runs).")
+            out.append(f"{task}: no law could be fitted (too few finished runs).")
             continue
         # Which scaling helps more: the factor's exponent against the data exponent.
         for m, f in sorted(tm.items()):
+            if not {"alpha", "beta"} <= set(f["params"]):
+                continue  # a law without the two exponents says nothing here
             a, b = f["params"]["alpha"], f["params"]["beta"]
             ci = f.get("ci") or {}
             if f.get("at_bound"):
@@ -173,24 +173,10 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
             else:
                 out.append(f"{task}, {method_label(m)}: {exps} are not distinguishable.")
         # Data hunger: the largest beta, where its interval lies above every other method's.
-        if len(tm) > 1:
-            out.append(_data_hunger(task, tm))
-        # Law comparison on held-out points.
-        both = [
-            (m, tm[m]["delta_h"], add[(task, m)]["delta_h"])
-            for m in tm
-            if (task, m) in add
-            and tm[m]["delta_h"] is not None
-            and add[(task, m)]["delta_h"] is not None
-        ]
-        if both:
-            wins = sum(1 for _, dm, da in both if dm <= da)
-            out.append(
-                f"{task}: the multiplicative law extrapolates at least as well as the additive law for "
-                f"{wins} of {len(both)} methods (held-out Delta_h: "
-                + ", ".join(f"{method_label(m)} {dm:.4f} vs {da:.4f}" for m, dm, da in both)
-                + ")."
-            )
+        hungry = {m: f for m, f in tm.items() if "beta" in f["params"]}
+        if len(hungry) > 1:
+            out.append(_data_hunger(task, hungry))
+        out += _law_comparisons(doc, task, laws)
     # Which method wins from which data size.
     for rec in doc.get("recommendations", []):
         x = rec.get(factor)
@@ -214,11 +200,39 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
     return out
 
 
-def fit_cautions(doc: dict[str, Any]) -> list[str]:
-    """Fits to read with care: a floor E that came out ~0, a fit that did not converge."""
+def _law_comparisons(doc: dict[str, Any], task: str, laws: list[str]) -> list[str]:
+    """Law comparison on held-out points: the first joint law listed against each other one,
+    per method of ``task`` where both have a held-out Delta_h."""
+    fits = {
+        (f["law"], f["group"]["method"]): f
+        for f in doc["fits"]
+        if f["factor"] and f["group"]["task"] == task and f["delta_h"] is not None
+    }
     out = []
-    for f in doc["fits"]:
-        if f["law"] != "multiplicative" or not f["factor"]:
+    first = laws[0] if laws else None
+    for other in laws[1:]:
+        both = [
+            (m, f["delta_h"], fits[(other, m)]["delta_h"])
+            for (law, m), f in fits.items()
+            if law == first and (other, m) in fits
+        ]
+        if both:
+            wins = sum(1 for _, d1, d2 in both if d1 <= d2)
+            out.append(
+                f"{task}: the {first} law extrapolates at least as well as the {other} law for "
+                f"{wins} of {len(both)} methods (held-out Delta_h: "
+                + ", ".join(f"{method_label(m)} {d1:.4f} vs {d2:.4f}" for m, d1, d2 in both)
+                + ")."
+            )
+    return out
+
+
+def fit_cautions(doc: dict[str, Any]) -> list[str]:
+    """Fits to read with care (each method's chosen law): a floor E that came out ~0, a fit
+    that did not converge."""
+    out = []
+    for f in chosen_fits(doc).values():
+        if not f["factor"]:
             continue
         task, m = f["group"]["task"], f["group"]["method"]
         if floor_vanishes(f, doc["points"]):

@@ -15,7 +15,7 @@ LORA = {"A": 2.1e3, "alpha": 0.36, "beta": 0.081, "E": 0.62}
 
 
 def law(params, name="multiplicative"):
-    return get_law(name)().set_params(params)
+    return get_law(name)().load_fitted(params)
 
 
 def test_gamma_fmt_vs_prompt_from_paper_values():

@@ -168,10 +168,10 @@ def test_zero_data_size_is_the_zero_shot_point():
     from ftscale.errors import UserError
 
     p = TRUTH["multiplicative_rectified"]
-    law = get_law("multiplicative_rectified")().set_params(p)
+    law = get_law("multiplicative_rectified")().load_fitted(p)
     zs = law.predict(1e7, 0.0)
     assert zs == pytest.approx(p["A"] * 1e7 ** -p["alpha"] * p["D_l"] ** -p["beta"] + p["E"])
-    r = get_law("rectified")().set_params(TRUTH["rectified"])
+    r = get_law("rectified")().load_fitted(TRUTH["rectified"])
     assert r.predict(None, 0.0) == pytest.approx(50.0 / 20.0 + 0.9)
     with pytest.raises(UserError, match="pre-learned data size"):
         get_law("multiplicative")().fit([1e9] * 5, [0, 1, 2, 3, 4], [1.0] * 5)

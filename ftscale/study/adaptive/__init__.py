@@ -9,8 +9,8 @@ A *question* names the quantity whose uncertainty the study should shrink:
 - ``critical m1,m2``: the width, in log10 of examples, of the 95% interval of the critical data
   size between methods m1 and m2 at model M (default the largest model).
 
-Both are read off the bootstrap draws of each method's multiplicative fit (the study's fits
-document, :func:`ftscale.analysis.study.fit_study`). Each method's draws are treated as an
+Both are read off the bootstrap draws of each method's chosen law (by held-out error; the
+study's fits document, :func:`ftscale.analysis.study.fit_study`). Each method's draws are treated as an
 (unnormalised) sample of its law's uncertainty, independent across methods: method a's draw i
 and method b's draw j form a joint draw with weight w_a(i) w_b(j).
 
@@ -37,7 +37,7 @@ model_size x data_size (the units are then relative, ``cost_units`` says which).
 fit would hold out (at or beyond the largest value of a ``fit.holdout_largest`` column of their
 (task, method)) are scored 0: they test the laws but do not sharpen them.
 
-Before every compared method has a multiplicative fit with draws, :func:`suggest` proposes the
+Before every compared method has a joint fit with draws, :func:`suggest` proposes the
 cheapest block of runs (the m cheapest models x the k smallest data sizes, first seed) that
 leaves at least ``MIN_FIT_POINTS`` fitted points, two factor values and two data sizes per
 method after the hold-out.

@@ -17,7 +17,6 @@ CRIT_RANGE = (1.0, 1e12)
 #: Draws per method the design uses (the first ones): the critical question compares every
 #: pair of draws, R^2 of them on a grid of data sizes, so memory grows with R^2.
 MAX_DRAWS = 200
-_LAW = "multiplicative"
 
 
 @dataclass
@@ -49,24 +48,16 @@ def seed_sigma(points: list[dict[str, Any]], fits: list[dict[str, Any]]) -> floa
 
 
 def design_state(question: Question, doc: dict[str, Any]) -> tuple[DesignState | None, list[str]]:
-    """The question's methods' draws from a fits document; (None, the methods lacking a fit
-    with draws) when some method cannot be scored yet."""
-    from ftscale.laws.io import law_from_record
+    """The question's methods' draws from a fits document, each method's from its chosen law
+    (:func:`ftscale.laws.io.chosen_records`); (None, the methods lacking a fit with draws) when
+    some method cannot be scored yet."""
+    from ftscale.laws.io import chosen_records, law_from_record
     from ftscale.laws.recommend import _draw_theta
 
     laws, theta, missing = {}, {}, []
+    recs = chosen_records(doc["fits"], question.task)
     for method in question.methods:
-        rec = next(
-            (
-                f
-                for f in doc["fits"]
-                if f["law"] == _LAW
-                and f["group"].get("task") == question.task
-                and f["group"].get("method") == method
-                and f.get("factor") is not None
-            ),
-            None,
-        )
+        rec = recs.get((question.task, method))
         if rec is None or not rec.get("bootstrap_params"):
             missing.append(method)
             continue
@@ -97,7 +88,10 @@ def _uniform(state: DesignState) -> dict[str, np.ndarray]:
 
 
 class _Recommend:
-    """1 - P(best) of the method most likely best, under per-method draw weights."""
+    """The design's objective for recommend: 1 - P(best) of the method most likely best, under
+    per-method draw weights, every combination of the methods' draws weighed (draws of
+    different methods are independent fits). A smooth objective for ranking candidate runs;
+    the answer's P(best) itself is :func:`ftscale.laws.recommend.p_best` (paired draws)."""
 
     def __init__(self, state: DesignState):
         q = state.question
@@ -189,9 +183,18 @@ def current_answer(state: DesignState) -> dict[str, Any]:
     w = {m: v[None, :] for m, v in _uniform(state).items()}
     u = float(metric.uncertainty(w)[0])
     if isinstance(metric, _Recommend):
-        pb = metric.p_best(w)[0]
-        i = int(np.argmax(pb))
-        return {"uncertainty": u, "best": metric.methods[i], "p_best": float(pb[i])}
+        # The answer's P(best) is the recommendation's (one function: the share of paired
+        # draws in which the method is lowest); the design's uncertainty above weighs every
+        # combination of the methods' draws, a smooth objective for ranking runs.
+        from ftscale.laws.recommend import p_best
+
+        q = state.question
+        probs, _ = p_best(state.laws, q.x, q.data_size)
+        if probs is None:
+            pb = metric.p_best(w)[0]
+            probs = dict(zip(metric.methods, map(float, pb), strict=True))
+        best = max(metric.methods, key=lambda m: probs[m])
+        return {"uncertainty": u, "best": best, "p_best": probs[best]}
     med = metric.median(_uniform(state))
     return {
         "uncertainty": u,
