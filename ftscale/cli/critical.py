@@ -36,8 +36,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ftscale.analysis.compare import critical_pairs
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_num, parse_floats, parse_range, print_rows
+    from ftscale.cli._laws_common import parse_floats, parse_range, print_rows
     from ftscale.laws.critical import format_h
+    from ftscale.textfmt import fmt_num
 
     at = parse_floats(args.at, "--at") if args.at else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[str] | None) -> int:
     from ftscale.analysis.compare import BUDGET_COLUMNS, critical_budget_pairs
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_num, parse_range, print_rows
+    from ftscale.cli._laws_common import parse_range, print_rows
+    from ftscale.textfmt import fmt_num
 
     rng = parse_range(args.range) if args.range else None
     column = BUDGET_COLUMNS[args.axis]
@@ -122,7 +124,8 @@ def _point_cells(pair: dict, pt: dict, key: str) -> list[str]:
     """A critical point's first table cells: context, methods, factor value, the crossing
     ``key`` (its note if none; marked where it lies beyond the runs), its 95% interval
     (``key``_ci) and p_crossing."""
-    from ftscale.cli._laws_common import fmt_group, fmt_num
+    from ftscale.cli._laws_common import fmt_group
+    from ftscale.textfmt import fmt_interval, fmt_num
 
     ci, pc = pt.get(f"{key}_ci"), pt.get("p_crossing")
     return [
@@ -131,6 +134,6 @@ def _point_cells(pair: dict, pt: dict, key: str) -> list[str]:
         fmt_num(pt["x"]),
         (fmt_num(pt[key]) if pt[key] else pt["note"])
         + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
-        "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
+        "-" if ci is None else fmt_interval(ci, fmt_num),
         "-" if pc is None else f"{pc:.2f}",
     ]
