@@ -32,8 +32,6 @@ from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import (
     FACTOR_WORD,
     curve_health,
-    fmt_size,
-    fmt_value,
     law_message,
     method_label,
     range_text,
@@ -43,7 +41,7 @@ from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
 from ftscale.study.spec import FitSpec, Study
 from ftscale.study.store import RunStore
-from ftscale.textfmt import fmt_crossing, fmt_interval
+from ftscale.textfmt import fmt_crossing, fmt_interval, fmt_size, fmt_value
 
 
 def expand_laws(laws: tuple[str, ...] | list[str]) -> list[str]:
