@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from ftscale.report.figures import method_label
 from ftscale.report.summary import floor_vanishes
 from ftscale.study.spec import Study, load_study
+from ftscale.textfmt import fmt_crossing
 
 DEMO_STUDY = "demo.toml"
 
@@ -182,9 +183,9 @@ def format_demo(result: dict[str, Any]) -> str:
             + ").",
         ]
         for fl in rec["flips"]:
+            text = fmt_crossing(method_label(fl["from"]), method_label(fl["to"]), fl["data_size"])
             lines.append(
-                f"  The best method changes from {method_label(fl['from'])} to {method_label(fl['to'])} "
-                f"at about {fl['data_size']:,.0f} examples"
+                f"  {text[0].upper()}{text[1:]}"
                 + (" (extrapolated beyond the runs)." if fl.get("extrapolated") else ".")
             )
     health = result.get("health") or {}

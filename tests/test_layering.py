@@ -15,8 +15,19 @@ import ftscale
 
 ROOT = Path(ftscale.__file__).parent
 
-#: Modules every stage may use: the vocabulary, errors, file and JSON helpers, the table reader.
-BASE = {"ftscale", "errors", "schema", "fsutil", "jsonio", "tables", "devices", "__main__"}
+#: Modules every stage may use: the vocabulary, errors, file and JSON helpers, the table reader,
+#: the text formatters.
+BASE = {
+    "ftscale",
+    "errors",
+    "schema",
+    "fsutil",
+    "jsonio",
+    "tables",
+    "devices",
+    "textfmt",
+    "__main__",
+}
 #: The stages in pipeline order; a module may import its own stage and earlier ones. ``laws``
 #: (numpy/scipy only, nothing of the pipeline) is the library under the fitting stage; the
 #: study file's law names come from its registry.

@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ftscale.textfmt import fmt_size
+
 #: A law does not extrapolate when Delta_h exceeds this multiple of its Delta_e ...
 LAW_RATIO = 3.0
 #: ... and this many times the noise expected at its held-out points (for one held-out point,
@@ -56,23 +58,6 @@ def method_label(method: str) -> str:
 
     m = METHODS.get(method)
     return m.label or method if m is not None else method
-
-
-def fmt_size(d: float) -> str:
-    """A data size (examples) or factor value as text: 1,200; 3.2; 1.5e+09."""
-    if not math.isfinite(d):
-        return str(d)
-    if abs(d) >= 1e7:
-        return f"{d:.3g}"
-    return f"{d:,.0f}" if abs(d) >= 10 else f"{d:.3g}"
-
-
-def fmt_value(v: float) -> str:
-    """A factor value (model parameters, tokens) as text: 1.2M, 350k, 20."""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if v >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:g}"
 
 
 def _finite(v: Any) -> bool:

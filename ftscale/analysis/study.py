@@ -32,8 +32,6 @@ from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import (
     FACTOR_WORD,
     curve_health,
-    fmt_size,
-    fmt_value,
     law_message,
     method_label,
     range_text,
@@ -45,6 +43,7 @@ from ftscale.laws.registry import get_law
 from ftscale.study.results import points_frame, results_frame
 from ftscale.study.spec import FitSpec, Study
 from ftscale.study.store import RunStore
+from ftscale.textfmt import fmt_crossing, fmt_interval, fmt_size, fmt_value
 
 
 def expand_laws(laws: tuple[str, ...] | list[str]) -> list[str]:
@@ -299,9 +298,9 @@ def health_of(
 
 def _flip_message(task: str, factor: str, x: float, fl: dict[str, Any]) -> str:
     return (
-        f"{task} at {_at(factor, x)}: the best method changes from {method_label(fl['from'])} "
-        f"to {method_label(fl['to'])} at ~{fmt_size(fl['data_size'])} examples, extrapolated "
-        f"beyond the runs (both ran {range_text(fl.get('measured_range'))})"
+        f"{task} at {_at(factor, x)}: "
+        + fmt_crossing(method_label(fl["from"]), method_label(fl["to"]), fl["data_size"])
+        + f", extrapolated beyond the runs (both ran {range_text(fl.get('measured_range'))})"
     )
 
 
@@ -451,7 +450,7 @@ def answer_text(entry: dict[str, Any], factor: str) -> str:
     def loss(r: dict[str, Any]) -> str:
         iv = r.get("predictive_interval")
         text = f"{method_label(r['method'])} {r['predicted_loss']:.3f}"
-        return text + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+        return text + (f" {fmt_interval(iv)}" if iv else "")
 
     losses = ", ".join(loss(r) for r in entry["ranking"])
     laws = entry.get("laws") or {}

@@ -8,6 +8,7 @@ from typing import Any
 from ftscale.errors import UserError
 from ftscale.fsutil import atomic_write
 from ftscale.jsonio import to_json_text
+from ftscale.textfmt import fmt_num
 
 
 def parse_floats(text: str, flag: str, positive: bool = True) -> list[float]:
@@ -35,17 +36,6 @@ def parse_range(text: str, flag: str = "--range") -> tuple[float, float]:
     if not vals[0] < vals[1]:
         raise UserError(f"{flag} must be LO,HI with LO < HI, got {text!r}")
     return vals[0], vals[1]
-
-
-def fmt_num(v: Any) -> str:
-    """Compact human formatting of a number (or '-')."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if v != v:
-            return "nan"
-        return f"{v:.4g}"
-    return str(v)
 
 
 def fmt_group(group: dict) -> str:

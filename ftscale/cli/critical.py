@@ -34,95 +34,70 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftscale.analysis.compare import critical_pairs
+    from ftscale.analysis.compare import BUDGET_COLUMNS, critical_budget_pairs, critical_pairs
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_num, parse_floats, parse_range, print_rows
-    from ftscale.laws.critical import format_h
+    from ftscale.cli._laws_common import parse_floats, parse_range, print_rows
 
     at = parse_floats(args.at, "--at") if args.at else None
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    if args.axis == "data":
+        rng = parse_range(args.range or "1,1e12")
+        out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])
+        key, name, tail = "critical_data_size", "critical_data_size", _data_tail
+        extra = ["crossings", "closed_form"]
+    else:
+        rng = parse_range(args.range) if args.range else None
+        column = BUDGET_COLUMNS[args.axis]
+        out = critical_budget_pairs(args.fits, column=column, methods=methods, at=at, rng=rng)
+        key, name, tail = "critical_budget", f"critical_{args.axis}", _budget_tail
+        extra = ["data_sizes_there", f"{column}_model_rms_log_error"]
+    if args.json:
+        print_json(out)
+        return 0
+    rows = [
+        [*_point_cells(pair, pt, key), *tail(pair, pt)]
+        for pair in out["pairs"]
+        for pt in pair["points"]
+    ]
+    print_rows(["context", "methods", "x", name, "95%_interval", "p_crossing", *extra], rows)
     if args.axis != "data":
-        return _run_budget(args, at, methods)
-    rng = parse_range(args.range or "1,1e12")
-    out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])
-    if args.json:
-        print_json(out)
-        return 0
-    rows = []
-    for pair in out["pairs"]:
-        cf = pair["closed_form"]
-        for pt in pair["points"]:
-            rows.append(
-                [
-                    *_point_cells(pair, pt, "critical_data_size"),
-                    ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
-                    "-" if cf is None else f"H={format_h(cf)} gamma={fmt_num(cf['gamma'])}",
-                ]
-            )
-    print_rows(
-        [
-            "context",
-            "methods",
-            "x",
-            "critical_data_size",
-            "95%_interval",
-            "p_crossing",
-            "crossings",
-            "closed_form",
-        ],
-        rows,
-    )
+        print(
+            f"compute-matched: each method trains on the data size its fitted {column} cost "
+            "model (exp(c0) X^c1 D^c2) affords at the budget"
+        )
     return 0
 
 
-def _run_budget(args: argparse.Namespace, at: list[float] | None, methods: list[str] | None) -> int:
-    from ftscale.analysis.compare import BUDGET_COLUMNS, critical_budget_pairs
-    from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_num, parse_range, print_rows
+def _data_tail(pair: dict, pt: dict) -> list[str]:
+    """A critical data size's last cells: every crossing, and the closed form if any."""
+    from ftscale.laws.critical import format_h
+    from ftscale.textfmt import fmt_num
 
-    rng = parse_range(args.range) if args.range else None
-    column = BUDGET_COLUMNS[args.axis]
-    out = critical_budget_pairs(args.fits, column=column, methods=methods, at=at, rng=rng)
-    if args.json:
-        print_json(out)
-        return 0
-    rows = []
-    for pair in out["pairs"]:
-        cms = pair["cost_models"]
-        for pt in pair["points"]:
-            ds = pt.get("data_sizes")
-            rows.append(
-                [
-                    *_point_cells(pair, pt, "critical_budget"),
-                    "-" if ds is None else " / ".join(fmt_num(d) for d in ds),
-                    " / ".join("-" if c["error"] is None else f"{c['error']:.3g}" for c in cms),
-                ]
-            )
-    print_rows(
-        [
-            "context",
-            "methods",
-            "x",
-            f"critical_{args.axis}",
-            "95%_interval",
-            "p_crossing",
-            "data_sizes_there",
-            f"{column}_model_rms_log_error",
-        ],
-        rows,
-    )
-    print(
-        f"compute-matched: each method trains on the data size its fitted {column} cost model "
-        "(exp(c0) X^c1 D^c2) affords at the budget"
-    )
-    return 0
+    cf = pair["closed_form"]
+    return [
+        ", ".join(fmt_num(c) for c in pt["crossings"]) or "-",
+        "-" if cf is None else f"H={format_h(cf)} gamma={fmt_num(cf['gamma'])}",
+    ]
+
+
+def _budget_tail(pair: dict, pt: dict) -> list[str]:
+    """A critical budget's last cells: the data sizes (examples) each method trains on there,
+    and the cost models' RMS log errors."""
+    from ftscale.textfmt import fmt_num
+
+    ds = pt.get("data_sizes")
+    return [
+        "-" if ds is None else " / ".join(fmt_num(d) for d in ds),
+        " / ".join("-" if c["error"] is None else f"{c['error']:.3g}" for c in pair["cost_models"]),
+    ]
 
 
 def _point_cells(pair: dict, pt: dict, key: str) -> list[str]:
     """A critical point's first table cells: context, methods, factor value, the crossing
     ``key`` (its note if none; marked where it lies beyond the runs), its 95% interval
     (``key``_ci) and p_crossing."""
-    from ftscale.cli._laws_common import fmt_group, fmt_num
+    from ftscale.cli._laws_common import fmt_group
+    from ftscale.textfmt import fmt_interval, fmt_num
 
     ci, pc = pt.get(f"{key}_ci"), pt.get("p_crossing")
     return [
@@ -131,6 +106,6 @@ def _point_cells(pair: dict, pt: dict, key: str) -> list[str]:
         fmt_num(pt["x"]),
         (fmt_num(pt[key]) if pt[key] else pt["note"])
         + (" (extrapolated beyond the runs)" if pt.get("extrapolated") else ""),
-        "-" if ci is None else f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]",
+        "-" if ci is None else fmt_interval(ci, fmt_num),
         "-" if pc is None else f"{pc:.2f}",
     ]

@@ -46,9 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, print_rows, write_json
+    from ftscale.cli._laws_common import fmt_group, print_rows, write_json
     from ftscale.errors import UserError
     from ftscale.lawfit import fit_table
+    from ftscale.textfmt import fmt_num
 
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be an integer in [0, 2^32), got {args.seed}")

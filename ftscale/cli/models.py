@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ftscale.textfmt import fmt_count
+
 FIELDS = ("name", "path", "family", "model_size", "model_size_nonembed", "pretrain_tokens")
 
 
@@ -24,10 +26,6 @@ def _row(info) -> dict:
     return {k: getattr(info, k) for k in FIELDS}
 
 
-def _fmt(n) -> str:
-    return "-" if n is None else f"{n:,}"
-
-
 def _list(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.models import list_models
@@ -41,8 +39,8 @@ def _list(args: argparse.Namespace) -> int:
     )
     for m in models:
         print(
-            f"{m.name:<16} {m.family or '-':<8} {_fmt(m.model_size):>12} "
-            f"{_fmt(m.model_size_nonembed):>11} {_fmt(m.pretrain_tokens):>16}  {m.path}"
+            f"{m.name:<16} {m.family or '-':<8} {fmt_count(m.model_size):>12} "
+            f"{fmt_count(m.model_size_nonembed):>11} {fmt_count(m.pretrain_tokens):>16}  {m.path}"
         )
     return 0
 
@@ -57,7 +55,7 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     for k in FIELDS:
         v = getattr(info, k)
-        print(f"{k:<20} {_fmt(v) if isinstance(v, int) else (v if v is not None else '-')}")
+        print(f"{k:<20} {fmt_count(v) if isinstance(v, int) else (v if v is not None else '-')}")
     for k, v in info.details.items():
         if isinstance(v, dict):
             v = " ".join(

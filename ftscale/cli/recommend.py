@@ -52,8 +52,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ftscale.analysis.compare import recommend_from_fits
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, parse_range, print_rows
+    from ftscale.cli._laws_common import fmt_group, parse_floats, parse_range, print_rows
     from ftscale.errors import UserError
+    from ftscale.textfmt import fmt_num
 
     at = parse_floats(args.at, "--at") if args.at else None
     if at is not None and len(at) != 1:
@@ -152,8 +153,9 @@ def _over_pet_size(path: str) -> bool:
 def _run_budget(args: argparse.Namespace, x: float | None) -> int:
     from ftscale.analysis.compare import BUDGET_COLUMNS, budget_from_fits
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.cli._laws_common import fmt_group, parse_floats, print_rows
     from ftscale.errors import UserError
+    from ftscale.textfmt import fmt_num
 
     if args.data_size is not None:
         raise UserError("--data-size and a budget exclude each other: the budget sets D")
@@ -218,8 +220,9 @@ def _run_budget(args: argparse.Namespace, x: float | None) -> int:
 def _run_pet_size(args: argparse.Namespace) -> int:
     from ftscale.analysis.compare import pet_size_from_fits
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_group, fmt_num, parse_floats, print_rows
+    from ftscale.cli._laws_common import fmt_group, parse_floats, print_rows
     from ftscale.errors import UserError
+    from ftscale.textfmt import fmt_num
 
     ds = parse_floats(args.data_size, "--data-size")
     if len(ds) != 1:

@@ -38,9 +38,10 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
-    from ftscale.cli._laws_common import fmt_num, print_rows
+    from ftscale.cli._laws_common import print_rows
     from ftscale.lawfit import read_candidates
     from ftscale.laws.selection import select
+    from ftscale.textfmt import fmt_num
 
     curves = read_candidates(args.table, id_col=args.id_col)
     sel = select(curves, args.budget, args.target, args.method)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftscale.analysis.health import FACTOR_WORD, fmt_size, fmt_value, method_label
+from ftscale.analysis.health import FACTOR_WORD, method_label
 from ftscale.fsutil import atomic_dir, atomic_write
 from ftscale.jsonio import to_json_text
 from ftscale.laws.critical import format_h
@@ -39,6 +39,7 @@ from ftscale.report.summary import (
     joint_laws,
     params_table,
 )
+from ftscale.textfmt import fmt_interval, fmt_num, fmt_size, fmt_value
 
 PARAM_ORDER = ("A", "alpha", "B", "beta", "E", "D_l")
 
@@ -76,10 +77,6 @@ def transfer_rows(results) -> list[dict[str, Any]]:
     return g.to_dict("records")
 
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}"
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> Table:
     """A table; its "task" column left out where every row has the same task (the answer
     names it)."""
@@ -89,7 +86,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> Table:
 
 
 def _iv(iv: Any) -> str:
-    return f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv and iv[0] is not None else ""
+    return f" {fmt_interval(iv)}" if iv and iv[0] is not None else ""
 
 
 def answer_section(doc: dict[str, Any], results, next_runs: dict[str, Any] | None) -> list[Section]:
@@ -172,7 +169,7 @@ def next_runs_section(next_runs: dict[str, Any] | None) -> Section:
                     f"{r['data_size']:g}",
                     str(r["seed"]),
                     f"{r['cost']:.3g}",
-                    _fmt(r.get("expected_uncertainty")),
+                    fmt_num(r.get("expected_uncertainty")),
                 ]
                 for r in rows
             ],
@@ -247,9 +244,9 @@ def flag_tables(doc: dict[str, Any]) -> dict[str, Table | Bullets]:
             [
                 method_label(r["method"]) + ("" if one_task else f" ({r['task']})"),
                 str(r.get("law")) + (f" at {fmt_value(r[factor])}" if r.get(factor) else ""),
-                _fmt(r.get("delta_h")),
-                _fmt(r.get("delta_e")),
-                _fmt(r.get("noise")),
+                fmt_num(r.get("delta_h")),
+                fmt_num(r.get("delta_e")),
+                fmt_num(r.get("noise")),
             ]
         )
     loose["curve"] += [r["message"] for r in health.get("curves", [])]
@@ -314,7 +311,7 @@ def table_sections(doc: dict[str, Any], results, transfer, forget) -> list[Secti
         laws = joint_laws(doc)
         rows = [
             [r["task"], figures.method_label(r["method"])]
-            + [_fmt(r.get(f"{law}_delta_{k}")) for law in laws for k in ("e", "h")]
+            + [fmt_num(r.get(f"{law}_delta_{k}")) for law in laws for k in ("e", "h")]
             for r in dt
         ]
         heads = [f"{_short(law)} Δ{k}" for law in laws for k in ("e", "h")]
@@ -345,9 +342,9 @@ def table_sections(doc: dict[str, Any], results, transfer, forget) -> list[Secti
                 figures.method_label(r["method"]),
                 f"{r['data_size']:g}" if r["method"] != "base" else "-",
                 str(r["shots"]),
-                _fmt(r.get("bleu")),
-                _fmt(r.get("chrf")),
-                _fmt(r.get("loss")),
+                fmt_num(r.get("bleu")),
+                fmt_num(r.get("chrf")),
+                fmt_num(r.get("loss")),
             ]
             for r in transfer
         ]
@@ -397,7 +394,7 @@ def critical_section(doc: dict[str, Any]) -> Section:
             r["task"],
             r["pair"],
             format_h(r),
-            _fmt(r["gamma"]),
+            fmt_num(r["gamma"]),
             "; ".join(
                 f"{x:.3g}: {'none' if d is None else f'{d:.3g}'}" + ("*" if out else "")
                 for (x, d), out in zip(
@@ -482,8 +479,8 @@ def pet_size_sections(doc: dict[str, Any]) -> list[Section]:
                     f"{c['data_size']:g}",
                     f"{ch['best']:g}",
                     f"{ch['smallest_within_tolerance']:g}",
-                    _fmt(ch.get("predicted_loss"))
-                    + ("" if not iv else f" [{_fmt(iv[0])}, {_fmt(iv[1])}]"),
+                    fmt_num(ch.get("predicted_loss"))
+                    + ("" if not iv else f" {fmt_interval(iv, fmt_num)}"),
                     f"{c['tolerance']:g}",
                 ]
             )

@@ -15,6 +15,7 @@ from ftscale.analysis.health import method_label
 from ftscale.finetune.methods import METHODS, pet_size_fields
 from ftscale.laws.io import chosen_records, law_from_record
 from ftscale.laws.registry import LAWS
+from ftscale.textfmt import fmt_value
 
 #: Colours of methods that declare none (and of names outside the registry).
 _FALLBACK = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -50,13 +51,6 @@ def _plt():
 
     plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
     return plt
-
-
-def _fmt_value(v: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if v >= scale:
-            return f"{v / scale:.3g}{unit}"
-    return f"{v:g}"
 
 
 def save_figure(fig: Any, path: Path) -> Path:
@@ -151,7 +145,7 @@ def scaling_figure(
                 fmt="o",
                 ms=4,
                 color=colour,
-                label=_fmt_value(v),
+                label=fmt_value(v),
                 capsize=2,
                 lw=0.8,
             )
@@ -379,7 +373,7 @@ def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = N
     _plain_log_ticks(ax, plt)
     ax.set_xlabel("finetuning data (examples)")
     ax.set_ylabel("test loss (nats/token)")
-    who = entry.get("model") or _fmt_value(x)
+    who = entry.get("model") or fmt_value(x)
     ax.set_title(
         f"{task} on {who}: {law} law per method; star: the answer\n"
         "hollow = held out of the fit, dashed = extrapolation, bar = 95% interval",

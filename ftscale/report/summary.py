@@ -10,24 +10,18 @@ separate, and the health checks (:mod:`ftscale.analysis.health`) are listed in w
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from ftscale.analysis.health import FACTOR_WORD, fmt_value, intervals_separate
+from ftscale.analysis.health import FACTOR_WORD, intervals_separate
 from ftscale.laws.critical import DEFAULT_RANGE
 from ftscale.report.figures import chosen_fits, method_label
+from ftscale.textfmt import fmt_ci, fmt_value
 
 _FACTOR_WORD = FACTOR_WORD
 #: How a finding says that its comparison has no intervals.
 NO_INTERVALS = "the fits have no bootstrap intervals, so the comparison has no intervals (fit with bootstrap > 0)"
-
-
-def _g(v: Any, fmt: str = ".3g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return format(v, fmt)
 
 
 def params_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -270,10 +264,3 @@ def _data_hunger(task: str, fits: dict[str, dict[str, Any]]) -> str:
         f"{task}: the methods' data exponents beta ({listed}) are not distinguishable in these "
         "runs."
     )
-
-
-def fmt_ci(v: float, ci: list[float] | None, fmt: str = ".3g") -> str:
-    """A number with its interval: "0.042 [0.031, 0.055]" (the number alone without one)."""
-    if ci is None or ci[0] is None:
-        return _g(v, fmt)
-    return f"{_g(v, fmt)} [{_g(ci[0], fmt)}, {_g(ci[1], fmt)}]"

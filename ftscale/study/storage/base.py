@@ -123,6 +123,13 @@ class RunStorage:
     ) -> bool:
         """Record a claimed run's outcome (``host``: where it ran, if not this runner's host).
         Returns False, and drops the outcome, if this runner no longer holds the run."""
+        check_final(status)
+        return self._finish(run_key, status, record, error, host)
+
+    def _finish(
+        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
+    ) -> bool:
+        """:meth:`finish` after its status is checked: the back end's write."""
         raise NotImplementedError
 
     def release(self, run_key: str) -> None:

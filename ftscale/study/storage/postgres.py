@@ -31,7 +31,6 @@ from ftscale.study.storage.base import (
     STATUSES,
     RunStorage,
     StoredRun,
-    check_final,
     dump_record,
     held_row,
     row_to_run,
@@ -289,15 +288,9 @@ class PostgresStore(RunStorage):
         ).fetchall()
         return [row_to_run(row[:-1]) for row in sorted(rows, key=lambda r: r[-1])]
 
-    def finish(
-        self,
-        run_key: str,
-        status: str,
-        record: dict[str, Any] | None = None,
-        error: str | None = None,
-        host: str | None = None,
+    def _finish(
+        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
     ) -> bool:
-        check_final(status)
         cur = self._db.execute(
             "UPDATE runs SET status=%s, record=%s, error=%s, finished_at=%s, "
             "host=COALESCE(%s, host) WHERE run_key=%s AND status='running' AND runner=%s",

@@ -28,7 +28,6 @@ from ftscale.study.storage.base import (
     STATUSES,
     RunStorage,
     StoredRun,
-    check_final,
     dump_record,
     held_row,
     row_to_run,
@@ -274,15 +273,9 @@ class SQLiteStore(RunStorage):
                     taken.append(key)
         return [self.get(k) for k in taken]
 
-    def finish(
-        self,
-        run_key: str,
-        status: str,
-        record: dict[str, Any] | None = None,
-        error: str | None = None,
-        host: str | None = None,
+    def _finish(
+        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
     ) -> bool:
-        check_final(status)
         cur = self._db.execute(
             "UPDATE runs SET status=?, record=?, error=?, finished_at=?, host=COALESCE(?, host) "
             "WHERE run_key=? AND status='running' AND runner=?",
