@@ -99,8 +99,10 @@ def test_four_runners_sigkilled_and_restarted_finish_every_run_once(
     planned = 3 * 2 * 3 * 3
     assert len(runs) == planned and counts["done"] == planned, counts  # 0 lost
     assert all(r.record is not None and r.host for r in runs)
-    # the killed runners' runs went back to the queue and were taken again
-    assert orphans and all(r.attempts == 2 for r in runs if r.run_key in orphans)
+    # the killed runners' runs went back to the queue and were taken again (a surviving runner
+    # may requeue them before the snapshot above is read, so `orphans` may be empty)
+    again = {r.run_key for r in runs if r.attempts == 2}
+    assert 1 <= len(again) <= kills and orphans <= again
     executed = Counter(log.read_text().splitlines())
     assert len(executed) == planned  # every run executed ...
     # ... and again only if it was in flight in a killed runner (one worker each): 0 duplicated
