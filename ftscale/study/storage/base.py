@@ -123,6 +123,14 @@ class RunStorage:
     ) -> bool:
         """Record a claimed run's outcome (``host``: where it ran, if not this runner's host).
         Returns False, and drops the outcome, if this runner no longer holds the run."""
+        check_final(status)
+        return self._finish(run_key, status, record, error, host)
+
+    def _finish(
+        self, run_key: str, status: str, record: dict[str, Any] | None, error: str | None,
+        host: str | None,
+    ) -> bool:  # fmt: skip
+        """:meth:`finish` once ``status`` is known to be final."""
         raise NotImplementedError
 
     def release(self, run_key: str) -> None:

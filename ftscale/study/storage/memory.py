@@ -20,7 +20,6 @@ from ftscale.study.storage.base import (
     DEFAULT_STALE_AFTER,
     RunStorage,
     StoredRun,
-    check_final,
     held_row,
     runner_is_dead,
     this_host,
@@ -149,15 +148,10 @@ class MemoryStore(RunStorage):
                 taken.append(run)
         return taken
 
-    def finish(
-        self,
-        run_key: str,
-        status: str,
-        record: dict[str, Any] | None = None,
-        error: str | None = None,
-        host: str | None = None,
-    ) -> bool:
-        check_final(status)
+    def _finish(
+        self, run_key: str, status: str, record: dict[str, Any] | None, error: str | None,
+        host: str | None,
+    ) -> bool:  # fmt: skip
         with self._d.lock:
             run = self._d.runs.get(run_key)
             if (
