@@ -118,6 +118,8 @@ def postgres_store_exists(url: str) -> bool:
 class PostgresStore(SQLStore):
     """A store in the PostgreSQL database at ``url`` (tables created on first use)."""
 
+    PARAM = "%s"
+
     def __init__(self, url: str, *, stale_after: float = DEFAULT_STALE_AFTER):
         self.url = url
         self.location = redact(url)
@@ -143,8 +145,6 @@ class PostgresStore(SQLStore):
                 "(a store of a newer ftscale, or not an ftscale store)",
                 path=self.location,
             )
-
-    PARAM = "%s"
 
     def _tx(self):
         return self._db.transaction()
