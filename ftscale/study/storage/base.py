@@ -127,9 +127,10 @@ class RunStorage:
         return self._finish(run_key, status, record, error, host)
 
     def _finish(
-        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
-    ) -> bool:
-        """:meth:`finish` after its status is checked: the back end's write."""
+        self, run_key: str, status: str, record: dict[str, Any] | None, error: str | None,
+        host: str | None,
+    ) -> bool:  # fmt: skip
+        """:meth:`finish` once ``status`` is known to be final."""
         raise NotImplementedError
 
     def release(self, run_key: str) -> None:

@@ -149,8 +149,9 @@ class MemoryStore(RunStorage):
         return taken
 
     def _finish(
-        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
-    ) -> bool:
+        self, run_key: str, status: str, record: dict[str, Any] | None, error: str | None,
+        host: str | None,
+    ) -> bool:  # fmt: skip
         with self._d.lock:
             run = self._d.runs.get(run_key)
             if (

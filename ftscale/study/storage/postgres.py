@@ -18,9 +18,7 @@ not exist is created on first use when the user may (``CREATEDB``), else the err
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -28,43 +26,13 @@ from ftscale.errors import UserError
 from ftscale.study.storage.base import (
     DEFAULT_STALE_AFTER,
     RUN_COLUMNS,
-    STATUSES,
-    RunStorage,
     StoredRun,
-    dump_record,
-    held_row,
     row_to_run,
-    runner_is_dead,
     this_host,
 )
+from ftscale.study.storage.sql import SCHEMA_VERSION, SQLStore, parse_version, schema, tally
 
-SCHEMA_VERSION = 2  # as the SQLite back end's: the same tables
-
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_key     TEXT PRIMARY KEY,
-        ord         INTEGER NOT NULL,
-        spec        TEXT NOT NULL,
-        status      TEXT NOT NULL DEFAULT 'pending',
-        record      TEXT,
-        error       TEXT,
-        attempts    INTEGER NOT NULL DEFAULT 0,
-        runner      TEXT,
-        created_at  DOUBLE PRECISION NOT NULL,
-        started_at  DOUBLE PRECISION,
-        finished_at DOUBLE PRECISION,
-        host        TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS runs_status ON runs(status, ord)",
-    """CREATE TABLE IF NOT EXISTS runners (
-        runner_id  TEXT PRIMARY KEY,
-        host       TEXT NOT NULL,
-        pid        INTEGER NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        heartbeat  DOUBLE PRECISION NOT NULL
-    )""",
-]
+_SCHEMA = schema("DOUBLE PRECISION")
 #: pg_advisory_xact_lock keys: schema creation, and the runners table's requeue pass.
 _SCHEMA_LOCK, _REQUEUE_LOCK = 0x66747363, 0x66747364
 
@@ -147,8 +115,10 @@ def postgres_store_exists(url: str) -> bool:
         return bool(row[0])
 
 
-class PostgresStore(RunStorage):
+class PostgresStore(SQLStore):
     """A store in the PostgreSQL database at ``url`` (tables created on first use)."""
+
+    PARAM = "%s"
 
     def __init__(self, url: str, *, stale_after: float = DEFAULT_STALE_AFTER):
         self.url = url
@@ -167,10 +137,7 @@ class PostgresStore(RunStorage):
                 (str(SCHEMA_VERSION),),
             )
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        try:
-            version = int(json.loads(row[0]))
-        except (TypeError, ValueError):
-            version = None
+        version = parse_version(row)
         if version != SCHEMA_VERSION:
             self._db.close()
             raise UserError(
@@ -179,24 +146,21 @@ class PostgresStore(RunStorage):
                 path=self.location,
             )
 
-    def close(self) -> None:
-        if self._db.closed:
-            return
-        if self.runner_id is not None:
-            self._db.execute("DELETE FROM runners WHERE runner_id=%s", (self.runner_id,))
-            self.runner_id = None
-        self._db.close()
+    def _tx(self):
+        return self._db.transaction()
 
-    def set_meta(self, key: str, value: Any) -> None:
-        self._db.execute(
-            "INSERT INTO meta(key, value) VALUES (%s, %s) "
-            "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-            (key, json.dumps(value, sort_keys=True)),
-        )
+    def _is_closed(self) -> bool:
+        return self._db.closed
 
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key=%s", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+    def _text(self, s: str | None) -> str | None:
+        """PostgreSQL text cannot hold NUL characters (a traceback might)."""
+        return None if s is None else s.replace("\x00", "\\x00")
+
+    def _lock_requeue(self) -> None:
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_REQUEUE_LOCK,))
+
+    def _in(self, column: str, values: list) -> tuple[str, list]:
+        return f"{column} = ANY(?)", [values]
 
     def add_runs(self, runs: Iterable[tuple[str, dict[str, Any]]]) -> int:
         now = time.time()
@@ -218,57 +182,6 @@ class PostgresStore(RunStorage):
                 n += cur.rowcount
             return n
 
-    def register_runner(self) -> str:
-        self.runner_id = uuid.uuid4().hex
-        now = time.time()
-        self._db.execute(
-            "INSERT INTO runners(runner_id, host, pid, started_at, heartbeat) "
-            "VALUES (%s,%s,%s,%s,%s)",
-            (self.runner_id, this_host(), os.getpid(), now, now),
-        )
-        self.requeue_orphans()
-        return self.runner_id
-
-    def heartbeat(self) -> None:
-        if self.runner_id is not None:
-            self._db.execute(
-                "UPDATE runners SET heartbeat=%s WHERE runner_id=%s",
-                (time.time(), self.runner_id),
-            )
-
-    def requeue_orphans(self) -> int:
-        with self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_REQUEUE_LOCK,))
-            dead = [
-                rid
-                for rid, host, pid, beat in self._db.execute(
-                    "SELECT runner_id, host, pid, heartbeat FROM runners"
-                ).fetchall()
-                if rid != self.runner_id and runner_is_dead(host, pid, beat, self.stale_after)
-            ]
-            if dead:
-                self._db.execute("DELETE FROM runners WHERE runner_id = ANY(%s)", (dead,))
-            # Runs held by a runner that is gone (dead and deleted above, or never registered).
-            cur = self._db.execute(
-                "UPDATE runs SET status='pending', runner=NULL, started_at=NULL "
-                "WHERE status='running' AND (runner IS NULL OR NOT EXISTS "
-                "(SELECT 1 FROM runners w WHERE w.runner_id = runs.runner))"
-            )
-            return cur.rowcount
-
-    def held_elsewhere(self, keys: Iterable[str]) -> list[dict[str, Any]]:
-        want = set(keys)
-        return [
-            held_row(key, host, pid, beat, self.stale_after)
-            for key, host, pid, beat in self._db.execute(
-                "SELECT r.run_key, w.host, w.pid, w.heartbeat FROM runs r LEFT JOIN runners w "
-                "ON r.runner = w.runner_id WHERE r.status='running' AND "
-                "(r.runner IS NULL OR r.runner != %s)",
-                (self.runner_id or "",),
-            ).fetchall()
-            if key in want
-        ]
-
     def claim(self, keys: Iterable[str] | None = None, limit: int = 1) -> list[StoredRun]:
         if self.runner_id is None:
             raise RuntimeError("register_runner() first")
@@ -288,44 +201,7 @@ class PostgresStore(RunStorage):
         ).fetchall()
         return [row_to_run(row[:-1]) for row in sorted(rows, key=lambda r: r[-1])]
 
-    def _finish(
-        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
-    ) -> bool:
-        cur = self._db.execute(
-            "UPDATE runs SET status=%s, record=%s, error=%s, finished_at=%s, "
-            "host=COALESCE(%s, host) WHERE run_key=%s AND status='running' AND runner=%s",
-            (status, dump_record(record), _text(error), time.time(), host, run_key, self.runner_id),
-        )
-        return cur.rowcount == 1
-
-    def release(self, run_key: str) -> None:
-        self._db.execute(
-            "UPDATE runs SET status='pending', runner=NULL, started_at=NULL "
-            "WHERE run_key=%s AND status='running' AND runner=%s",
-            (run_key, self.runner_id),
-        )
-
-    def retry(self, statuses: Iterable[str] = ("failed", "diverged")) -> int:
-        return self._db.execute(
-            "UPDATE runs SET status='pending', runner=NULL, error=NULL WHERE status = ANY(%s)",
-            (list(statuses),),
-        ).rowcount
-
-    def get(self, run_key: str) -> StoredRun:
-        row = self._db.execute(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_key=%s", (run_key,)
-        ).fetchone()
-        if row is None:
-            raise KeyError(run_key)
-        return row_to_run(row)
-
-    def runs(self, keys: Iterable[str] | None = None) -> Iterator[StoredRun]:
-        if keys is None:
-            rows = self._db.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs ORDER BY ord, run_key"
-            ).fetchall()
-            yield from (row_to_run(r) for r in rows)
-            return
+    def _runs_of(self, keys: Iterable[str]) -> Iterator[StoredRun]:
         keys = list(keys)
         found = {
             r[0]: r
@@ -336,19 +212,11 @@ class PostgresStore(RunStorage):
         yield from (row_to_run(found[k]) for k in keys if k in found)
 
     def counts(self, keys: Iterable[str] | None = None) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
         if keys is None:
-            rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
-        else:
-            rows = self._db.execute(
+            return super().counts()
+        return tally(
+            self._db.execute(
                 "SELECT status, COUNT(*) FROM runs WHERE run_key = ANY(%s) GROUP BY status",
                 (list(keys),),
-            )
-        for status, n in rows.fetchall():
-            out[status] = n
-        return out
-
-
-def _text(s: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL characters (a traceback might)."""
-    return None if s is None else s.replace("\x00", "\\x00")
+            ).fetchall()
+        )

@@ -16,55 +16,18 @@ import json
 import os
 import sqlite3
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ftscale.errors import UserError
-from ftscale.study.storage.base import (
-    DEFAULT_STALE_AFTER,
-    RUN_COLUMNS,
-    STATUSES,
-    RunStorage,
-    StoredRun,
-    dump_record,
-    held_row,
-    row_to_run,
-    runner_is_dead,
-    this_host,
-)
+from ftscale.study.storage.base import DEFAULT_STALE_AFTER, StoredRun, this_host
+from ftscale.study.storage.sql import SCHEMA_VERSION, SQLStore, parse_version, schema
 
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_key     TEXT PRIMARY KEY,
-    ord         INTEGER NOT NULL,
-    spec        TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'pending',
-    record      TEXT,
-    error       TEXT,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    runner      TEXT,
-    created_at  REAL NOT NULL,
-    started_at  REAL,
-    finished_at REAL,
-    host        TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status, ord);
-CREATE TABLE IF NOT EXISTS runners (
-    runner_id  TEXT PRIMARY KEY,
-    host       TEXT NOT NULL,
-    pid        INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    heartbeat  REAL NOT NULL
-);
-"""
+_SCHEMA = schema("REAL")
 
 
-class SQLiteStore(RunStorage):
+class SQLiteStore(SQLStore):
     """SQLite-backed store of a study's runs.
 
     Args:
@@ -96,7 +59,7 @@ class SQLiteStore(RunStorage):
                 if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
+                db.executescript(";\n".join(_SCHEMA) + ";")
                 db.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -121,11 +84,9 @@ class SQLiteStore(RunStorage):
         self.runner_id: str | None = None
 
     def _version(self) -> int | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        try:
-            return int(json.loads(row[0])) if row is not None else None
-        except (TypeError, ValueError):
-            return None
+        return parse_version(
+            self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        )
 
     def _check_version(self) -> None:
         version = self._version()
@@ -153,27 +114,8 @@ class SQLiteStore(RunStorage):
                 "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
             )
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def close(self) -> None:
-        if self.runner_id is not None:
-            self._db.execute("DELETE FROM runners WHERE runner_id=?", (self.runner_id,))
-            self.runner_id = None
-        self._db.close()
-
     def _tx(self) -> _Tx:
         return _Tx(self._db)
-
-    # -- meta --------------------------------------------------------------------------------
-    def set_meta(self, key: str, value: Any) -> None:
-        self._db.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, json.dumps(value, sort_keys=True)),
-        )
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
 
     # -- planning ----------------------------------------------------------------------------
     def add_runs(self, runs: Iterable[tuple[str, dict[str, Any]]]) -> int:
@@ -187,62 +129,7 @@ class SQLiteStore(RunStorage):
                 )
             return self._db.total_changes - before
 
-    # -- runners and claims --------------------------------------------------------------------
-    def register_runner(self) -> str:
-        self.runner_id = uuid.uuid4().hex
-        now = time.time()
-        with self._tx():
-            self._db.execute(
-                "INSERT INTO runners(runner_id, host, pid, started_at, heartbeat) VALUES (?,?,?,?,?)",
-                (self.runner_id, this_host(), os.getpid(), now, now),
-            )
-        self.requeue_orphans()
-        return self.runner_id
-
-    def heartbeat(self) -> None:
-        if self.runner_id is not None:
-            self._db.execute(
-                "UPDATE runners SET heartbeat=? WHERE runner_id=?", (time.time(), self.runner_id)
-            )
-
-    def requeue_orphans(self) -> int:
-        with self._tx():
-            dead = [
-                rid
-                for rid, host, pid, beat in self._db.execute(
-                    "SELECT runner_id, host, pid, heartbeat FROM runners"
-                ).fetchall()
-                if rid != self.runner_id and runner_is_dead(host, pid, beat, self.stale_after)
-            ]
-            n = 0
-            for rid in dead:
-                n += self._db.execute(
-                    "UPDATE runs SET status='pending', runner=NULL, started_at=NULL "
-                    "WHERE status='running' AND runner=?",
-                    (rid,),
-                ).rowcount
-                self._db.execute("DELETE FROM runners WHERE runner_id=?", (rid,))
-            # Runs marked running by a runner that never registered (or was deleted) are orphans too.
-            n += self._db.execute(
-                "UPDATE runs SET status='pending', runner=NULL, started_at=NULL "
-                "WHERE status='running' AND (runner IS NULL OR runner NOT IN "
-                "(SELECT runner_id FROM runners))"
-            ).rowcount
-            return n
-
-    def held_elsewhere(self, keys: Iterable[str]) -> list[dict[str, Any]]:
-        want = set(keys)
-        return [
-            held_row(key, host, pid, beat, self.stale_after)
-            for key, host, pid, beat in self._db.execute(
-                "SELECT r.run_key, w.host, w.pid, w.heartbeat FROM runs r LEFT JOIN runners w "
-                "ON r.runner = w.runner_id WHERE r.status='running' AND "
-                "(r.runner IS NULL OR r.runner != ?)",
-                (self.runner_id or "",),
-            ).fetchall()
-            if key in want
-        ]
-
+    # -- claims --------------------------------------------------------------------------------
     def claim(self, keys: Iterable[str] | None = None, limit: int = 1) -> list[StoredRun]:
         if self.runner_id is None:
             raise RuntimeError("register_runner() first")
@@ -272,59 +159,6 @@ class SQLiteStore(RunStorage):
                 if cur.rowcount == 1:
                     taken.append(key)
         return [self.get(k) for k in taken]
-
-    def _finish(
-        self, run_key: str, status: str, record: dict | None, error: str | None, host: str | None
-    ) -> bool:
-        cur = self._db.execute(
-            "UPDATE runs SET status=?, record=?, error=?, finished_at=?, host=COALESCE(?, host) "
-            "WHERE run_key=? AND status='running' AND runner=?",
-            (status, dump_record(record), error, time.time(), host, run_key, self.runner_id),
-        )
-        return cur.rowcount == 1
-
-    def release(self, run_key: str) -> None:
-        self._db.execute(
-            "UPDATE runs SET status='pending', runner=NULL, started_at=NULL "
-            "WHERE run_key=? AND status='running' AND runner=?",
-            (run_key, self.runner_id),
-        )
-
-    def retry(self, statuses: Iterable[str] = ("failed", "diverged")) -> int:
-        statuses = tuple(statuses)
-        q = ",".join("?" * len(statuses))
-        return self._db.execute(
-            f"UPDATE runs SET status='pending', runner=NULL, error=NULL WHERE status IN ({q})",
-            statuses,
-        ).rowcount
-
-    # -- reading -----------------------------------------------------------------------------
-    def get(self, run_key: str) -> StoredRun:
-        row = self._db.execute(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE run_key=?", (run_key,)
-        ).fetchone()
-        if row is None:
-            raise KeyError(run_key)
-        return row_to_run(row)
-
-    def runs(self, keys: Iterable[str] | None = None) -> Iterator[StoredRun]:
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"
-        if keys is None:
-            for row in self._db.execute(sql + " ORDER BY ord, run_key").fetchall():
-                yield row_to_run(row)
-        else:
-            for key in keys:
-                row = self._db.execute(sql + " WHERE run_key=?", (key,)).fetchone()
-                if row is not None:
-                    yield row_to_run(row)
-
-    def counts(self, keys: Iterable[str] | None = None) -> dict[str, int]:
-        if keys is not None:
-            return super().counts(keys)
-        out = dict.fromkeys(STATUSES, 0)
-        for status, n in self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"):
-            out[status] = n
-        return out
 
 
 class _Tx:
