@@ -101,7 +101,7 @@ def _option(p: Any, name: str, help: str | None, **kw: Any) -> None:
     hint = typing.get_type_hints(FinetuneConfig)[name]
     f = next(f for f in dataclasses.fields(FinetuneConfig) if f.name == name)
     default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-    if isinstance(hint, types.UnionType):  # X | None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     base = typing.get_args(hint)[0] if typing.get_origin(hint) is list else hint
     if typing.get_origin(base) is typing.Literal:
@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._task_args import task_source_options
     from ftscale.data.user import task_ref
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
-    from ftscale.finetune.config import parse_lr
     from ftscale.finetune.methods import pet_size_fields
+    from ftscale.finetune.rates import parse_lr
 
     task, source = task_ref(args.task, task_source_options(args))
     config = FinetuneConfig(

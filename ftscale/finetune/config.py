@@ -10,17 +10,8 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 
 from ftscale.errors import UserError
 from ftscale.finetune.methods import pet_size_fields
+from ftscale.finetune.rates import MAX_LR, MAX_LR_CANDIDATES
 
-#: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
-MAX_LR = 1.0
-#: ``lr = "auto"``: the method's default rate times each of these (a half-decade either side).
-AUTO_LR_FACTORS = (1 / 3, 1.0, 3.0)
-#: A model ftscale did not pretrain (``lr`` None or ``"auto"``): the method's
-#: ``pretrained_lr`` times each of these, a 100x span searched on dev. The family's rates
-#: (tuned on models 100-500x smaller) are never applied to such a model unless pinned.
-PRETRAINED_LR_FACTORS = (0.1, 1 / 3, 1.0, 3.0, 10.0)
-#: More candidate rates than this in one run is a typo, not a search.
-MAX_LR_CANDIDATES = 16
 LrSearch = Literal["halving", "grid"]
 LR_SEARCHES = get_args(LrSearch)
 #: Learning-rate schedules (``ftscale.finetune.optim.Schedule``).
@@ -54,10 +45,10 @@ class FinetuneConfig:
     ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss; with
     ``schedule = "wsd"`` and ``decay_on_plateau`` that plateau starts the decay instead, and the
     run ends when the decay does (``ftscale.finetune.optim``).
-    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (:data:`AUTO_LR_FACTORS` times
+    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (``rates.AUTO_LR_FACTORS`` times
     the method's default); for a model ftscale did not pretrain, None and ``"auto"`` both mean
-    a search over :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``
-    (:func:`lr_policy`); with several, the run trains each on the same batches, keeps the
+    a search over ``rates.PRETRAINED_LR_FACTORS`` times the method's ``pretrained_lr``
+    (``rates.lr_policy``); with several, the run trains each on the same batches, keeps the
     one with the best dev loss (``lr_search``: ``"halving"`` stops the worse rates early,
     ``"grid"`` trains every one to its end; ``ftscale.finetune.search``) and reports the test
     loss at its best-dev checkpoint.
@@ -140,7 +131,12 @@ class FinetuneConfig:
 _ADAPTER = TypeAdapter(FinetuneConfig)
 #: Names in messages where the field's own name says less.
 _LABELS = {"decay": "decay fraction", "warmup": "warm-up fraction", "report_to": "tracker"}
-_LISTS = {"report_to": "a list of tracker names", "transfer_shots": "non-negative integers"}
+#: What a field must be, where its bounds alone say less.
+_MUST = {
+    "report_to": "a list of tracker names",
+    "transfer_shots": "non-negative integers",
+    "seed": "an integer in [0, 2^32)",
+}
 _BOUNDS = {"gt": "must be > {}", "ge": "must be at least {}", "lt": "must be below {}"}
 
 
@@ -227,8 +223,8 @@ def validate(config: FinetuneConfig) -> None:
         key = str(err["loc"][0])
         label = _LABELS.get(key, key.replace("_", " "))
         text = problem(err)
-        if key in _LISTS and len(err["loc"]) == 1 or key == "transfer_shots":
-            error = UserError(f"{key} must be {_LISTS[key]}, got {err['input']!r}")
+        if key in _MUST and (key != "report_to" or len(err["loc"]) == 1):
+            error = UserError(f"{key.replace('_', ' ')} must be {_MUST[key]}, got {err['input']!r}")
         elif text.startswith("unknown value"):
             error = UserError(f"unknown {label} {text.removeprefix('unknown value ')}")
         else:
@@ -236,63 +232,6 @@ def validate(config: FinetuneConfig) -> None:
         error.key, error.type_error = key, err["type"].endswith("_type")
         raise error from None
     _check_combinations(config)
-
-
-def lr_policy(config: FinetuneConfig) -> str:
-    """How a run's rates are chosen (recorded as ``lr_policy``): ``"pinned"`` (one rate or a
-    list given), ``"family-default"`` (the method's rate measured on the ftlm family),
-    ``"auto"`` (a search around it) or ``"auto-pretrained"`` (a model ftscale did not pretrain,
-    ``lr`` None or "auto": :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``,
-    searched on dev)."""
-    if config.lr is not None and not isinstance(config.lr, str):
-        return "pinned"
-    from ftscale.models.registry import is_pretrained_elsewhere
-
-    if is_pretrained_elsewhere(config.model):
-        return "auto-pretrained"
-    return "auto" if config.lr == "auto" else "family-default"
-
-
-def _rounded(rate: float) -> float:
-    return float(f"{rate:.3g}")
-
-
-def lr_candidates(config: FinetuneConfig) -> list[float]:
-    """The learning rates a run trains (ascending, no repeats, capped at :data:`MAX_LR`), by
-    :func:`lr_policy`: ``[lr]`` or the list given; the method's default rate; that times
-    :data:`AUTO_LR_FACTORS` for "auto"; for a model ftscale did not pretrain, its
-    ``pretrained_lr`` times :data:`PRETRAINED_LR_FACTORS`."""
-    from ftscale.finetune.methods import METHODS
-
-    method = METHODS[config.method]
-    default = method.default_lr
-    lr = config.lr
-    policy = lr_policy(config)
-    if policy == "auto-pretrained":
-        centre = method.pretrained_lr or default / 30
-        return sorted({_rounded(min(MAX_LR, centre * f)) for f in PRETRAINED_LR_FACTORS})
-    if lr is None:
-        return [float(default)]
-    if isinstance(lr, str):
-        return sorted({min(MAX_LR, float(default) * f) for f in AUTO_LR_FACTORS})
-    if isinstance(lr, list | tuple):
-        return sorted({float(v) for v in lr})
-    return [float(lr)]
-
-
-def parse_lr(text: str) -> float | list[float] | str:
-    """``--lr`` as typed: ``auto``, one rate (``1e-3``) or comma-separated rates
-    (``1e-3,3e-3,1e-2``); UserError for anything else."""
-    text = text.strip()
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--lr must be a rate, comma-separated rates or 'auto', got {text!r}"
-        ) from None
-    return values[0] if len(values) == 1 else values
 
 
 def _check_lr(lr: Any) -> None:

@@ -1,42 +1,10 @@
 """Study files: a TOML description of a finetuning scaling sweep, validated before anything runs.
 
-A study scales finetuning data size jointly with ONE other factor, as the paper does:
-
-```toml
-[study]
-name = "demo"
-tasks = ["translate-en-de"]
-factor = "model_size"              # model_size | pretrain_tokens | pet_size
-models = ["ftlm-1", "ftlm-2"]      # model_size: family members; pretrain_tokens: checkpoints of
-                                   # one model; pet_size: exactly one model
-methods = ["fmt", "lora", "prompt"]
-seeds = 3                          # n -> seeds 0..n-1, or an explicit list
-
-[data_sizes]                       # finetuning examples, per method (PET and FMT ranges differ)
-fmt = [800, 1600, 3200, 6400]
-lora = [200, 400, 800, 1600]
-prompt = [200, 400, 800, 1600]
-
-[pet_sizes]                        # pet_size factor: LoRA ranks / prompt lengths;
-lora = [4, 8, 16]                  # otherwise each method's study_pet_size (rank 4, length 20)
-prompt = [10, 20, 50]
-
-[training]                         # finetuning settings for every run ...
-steps = 150
-batch_size = 16
-[training.lora]                    # ... and per-method overrides
-lr = 1e-3
-
-[fit]
-laws = ["multiplicative", "additive"]
-holdout_largest = ["model_size", "data_size"]   # held out per (task, method) to report Delta_h
-holdout = ""                                    # optional extra expression
-space = "linear"
-bootstrap = 100
-```
-
-Every key is checked: an unknown key, a wrong type or a contradiction (a PET-size study with FMT,
-a method without data sizes, ...) raises :class:`UserError` naming the key.
+A study scales finetuning data size jointly with ONE other factor (``model_size``,
+``pretrain_tokens`` or ``pet_size``), as the paper does; the file format is in docs/study.md and
+examples/. The tables are pydantic models (strict types, no unknown keys, bounds); an unknown
+key, a wrong type or a contradiction (a PET-size study with FMT, a method without data sizes,
+...) raises :class:`UserError` naming the key (``study.factor: ...``).
 """
 
 from __future__ import annotations
@@ -129,22 +97,6 @@ class TransferSpec(_Table):
     data_sizes: Literal["one", "all"] = "one"  # one: the middle size of each method, first seed
     sample: Annotated[int, Strict(), Field(ge=1)] = 16  # items per related task (the loss)
     decode: Annotated[int, Strict(), Field(ge=0)] = 8  # of those, items decoded for BLEU/chrF
-
-    def training_for(self, study: Study, method: str, data_size: int, seed: int) -> dict[str, Any]:
-        """Finetuning settings that turn transfer evaluation on for this run (or none)."""
-        if not self.enabled:
-            return {}
-        sizes = study.data_sizes[method]
-        if self.data_sizes == "one" and (
-            data_size != sizes[len(sizes) // 2] or seed != study.seeds[0]
-        ):
-            return {}
-        return {
-            "transfer": True,
-            "transfer_shots": list(self.shots),
-            "transfer_examples": self.sample,
-            "transfer_decode": self.decode,
-        }
 
 
 class _StudyTable(_Table):
