@@ -10,8 +10,11 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_confi
 
 from ftscale.errors import UserError
 from ftscale.finetune.methods import pet_size_fields
-from ftscale.finetune.rates import MAX_LR, MAX_LR_CANDIDATES
 
+#: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
+MAX_LR = 1.0
+#: More candidate rates than this in one run is a typo, not a search.
+MAX_LR_CANDIDATES = 16
 LrSearch = Literal["halving", "grid"]
 LR_SEARCHES = get_args(LrSearch)
 #: Learning-rate schedules (``ftscale.finetune.optim.Schedule``).

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ftscale.errors import UserError
+from ftscale.finetune.config import MAX_LR, FinetuneConfig
 
-if TYPE_CHECKING:
-    from ftscale.finetune.config import FinetuneConfig
-
-#: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
-MAX_LR = 1.0
 #: ``lr = "auto"``: the method's default rate times each of these (a half-decade either side).
 AUTO_LR_FACTORS = (1 / 3, 1.0, 3.0)
 #: A model ftscale did not pretrain (``lr`` None or ``"auto"``): the method's
 #: ``pretrained_lr`` times each of these, a 100x span searched on dev. The family's rates
 #: (tuned on models 100-500x smaller) are never applied to such a model unless pinned.
 PRETRAINED_LR_FACTORS = (0.1, 1 / 3, 1.0, 3.0, 10.0)
-#: More candidate rates than this in one run is a typo, not a search.
-MAX_LR_CANDIDATES = 16
 
 
 def lr_policy(config: FinetuneConfig) -> str:

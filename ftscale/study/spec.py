@@ -229,7 +229,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     if s.task is not None and s.tasks is not None:
         raise _err(path, "study.task and study.tasks both given: use one")
     given = s.tasks if s.tasks is not None else s.task
-    listed = _unique(list(doc.tasks) if given is None and doc.tasks else given, "study.tasks", path)
+    listed = _unique(list(doc.tasks) if given is None else given, "study.tasks", path)
     if not listed:
         raise _err(path, "study.tasks: expected a non-empty list of strings")
     tasks, task_sources = _task_sources(listed, doc.tasks, path)
