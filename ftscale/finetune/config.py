@@ -34,6 +34,7 @@ Pos = Annotated[int, Field(gt=0)]
 PosInt = Annotated[int, Field(ge=1)]  # "must be a positive integer"
 NonNeg = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
+Rate = Annotated[float, Field(gt=0, le=MAX_LR)]
 
 
 @with_config(ConfigDict(strict=True, allow_inf_nan=False, revalidate_instances="always"))
@@ -76,7 +77,12 @@ class FinetuneConfig:
     max_length: Annotated[int, Field(ge=MIN_LENGTH)] = (
         256  # tokens per example (prompt + target), longer ones are truncated
     )
-    lr: float | list[float] | str | None = None  # a rate, candidate rates, or "auto"
+    lr: (
+        Rate
+        | Annotated[list[Rate], Field(min_length=1, max_length=MAX_LR_CANDIDATES)]
+        | Literal["auto"]
+        | None
+    ) = None  # a rate, candidate rates, or "auto"
     lr_search: LrSearch = "halving"  # "halving" | "grid": how several candidate rates are compared
     schedule: ScheduleName = "cosine"  # "cosine" | "wsd" (warmup-stable-decay)
     decay: Annotated[float, Field(gt=0, le=1)] = 0.2  # wsd: fraction of the budget the decay lasts
@@ -136,47 +142,49 @@ _ADAPTER = TypeAdapter(FinetuneConfig)
 _LABELS = {"decay": "decay fraction", "warmup": "warm-up fraction", "report_to": "tracker"}
 #: What a field must be, where its bounds alone say less.
 _MUST = {
-    "report_to": "a list of tracker names",
-    "transfer_shots": "non-negative integers",
-    "seed": "an integer in [0, 2^32)",
+    "report_to": "must be a list of tracker names",
+    "transfer_shots": "must be non-negative integers",
+    "seed": "must be an integer in [0, 2^32)",
+    "lr": f"must lie in (0, {MAX_LR}]: a finite number, a list of 1 to {MAX_LR_CANDIDATES} "
+    "rates or 'auto'",
 }
 _BOUNDS = {"gt": "must be > {}", "ge": "must be at least {}", "lt": "must be below {}"}
+
+
+#: Pydantic error types -> what the value must be (else its bound, from the error's context).
+_PHRASES = {
+    "int": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float": "must be a finite number",
+    "finite_number": "must be a finite number",
+    "bool": "must be true or false",
+    "string": "must be a string",
+    "list": "must be a list",
+    "tuple": "must be a list",
+    "dict": "must be a table",
+    ("gt", 0): "must be positive",
+    ("ge", 0): "must not be negative",
+    ("ge", 1): "must be a positive integer",
+    "gt": "must be > {}",
+    "ge": "must be at least {}",
+    "lt": "must be below {}",
+    "le": "must be at most {}",
+}
 
 
 def problem(err: dict[str, Any]) -> str:
     """One pydantic error as a phrase (``must be positive, got 0``), for one-line messages."""
     kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
-    if kind == "missing":
-        return "missing"
-    if kind == "extra_forbidden":
-        return "not allowed"
-    if kind == "string_pattern_mismatch":  # the device
-        return f"unknown value {got!r} (cpu, cuda, cuda:N or mps)"
+    if kind in ("missing", "extra_forbidden"):
+        return "missing" if kind == "missing" else "not allowed"
     if kind == "literal_error":
         return f"unknown value {got!r} (known: {ctx['expected']})"
-    if kind.startswith("int"):
-        what = "must be an integer"
-    elif kind.startswith("float") or kind == "finite_number":
-        what = "must be a finite number"
-    elif kind.startswith("bool"):
-        what = "must be true or false"
-    elif kind.startswith("string"):
-        what = "must be a string"
-    elif kind.startswith(("list", "tuple")):
-        what = "must be a list"
-    elif kind.startswith("dict"):
-        what = "must be a table"
-    elif ctx.get("gt") == 0:
-        what = "must be positive"
-    elif ctx.get("ge") == 0:
-        what = "must not be negative"
-    elif ctx.get("ge") == 1:
-        what = "must be a positive integer"
-    elif kind == "less_than_equal":
-        what = f"must be at most {ctx['le']}"
-    else:
-        key = next((k for k in _BOUNDS if k in ctx), None)
-        what = _BOUNDS[key].format(ctx[key]) if key else err["msg"]
+    if kind == "string_pattern_mismatch":  # the device
+        return f"unknown value {got!r} (cpu, cuda, cuda:N or mps)"
+    bound = next((k for k in ("gt", "ge", "lt", "le") if k in ctx), None)
+    what = _PHRASES.get(kind.removesuffix("_type")) or _PHRASES.get((bound, ctx.get(bound)))
+    if what is None:
+        what = _PHRASES[bound].format(ctx[bound]) if bound else err["msg"]
     return f"{what}, got {got!r}"
 
 
@@ -218,7 +226,6 @@ def validate(config: FinetuneConfig) -> None:
 
     if config.method not in METHODS:
         raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
-    _check_lr(config.lr)
     try:
         _ADAPTER.validate_python(config)
     except ValidationError as exc:
@@ -226,8 +233,10 @@ def validate(config: FinetuneConfig) -> None:
         key = str(err["loc"][0])
         label = _LABELS.get(key, key.replace("_", " "))
         text = problem(err)
-        if key in _MUST and (key != "report_to" or len(err["loc"]) == 1):
-            error = UserError(f"{key.replace('_', ' ')} must be {_MUST[key]}, got {err['input']!r}")
+        if key in _MUST and not (key == "report_to" and len(err["loc"]) > 1):
+            name = "learning rate" if key == "lr" else key.replace("_", " ")
+            got = getattr(config, key)
+            error = UserError(f"{name} {_MUST[key]}, got {got!r}")
         elif text.startswith("unknown value"):
             error = UserError(f"unknown {label} {text.removeprefix('unknown value ')}")
         else:
@@ -235,27 +244,6 @@ def validate(config: FinetuneConfig) -> None:
         error.key, error.type_error = key, err["type"].endswith("_type")
         raise error from None
     _check_combinations(config)
-
-
-def _check_lr(lr: Any) -> None:
-    if lr is None:
-        return
-    if isinstance(lr, str):
-        if lr != "auto":
-            raise UserError(
-                f"learning rate must be a number, a list of numbers or 'auto', got {lr!r}"
-            )
-        return
-    values = list(lr) if isinstance(lr, list | tuple) else [lr]
-    if isinstance(lr, list | tuple) and not 1 <= len(values) <= MAX_LR_CANDIDATES:
-        raise UserError(
-            f"a list of learning rates needs 1 to {MAX_LR_CANDIDATES} rates, got {len(values)}"
-        )
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise UserError(f"learning rate must be a finite number, got {v!r}")
-        if not 0 < v <= MAX_LR:
-            raise UserError(f"learning rate must lie in (0, {MAX_LR}], got {v}")
 
 
 def budget_steps(config: FinetuneConfig) -> int:

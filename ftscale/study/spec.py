@@ -10,14 +10,15 @@ key, a wrong type or a contradiction (a PET-size study with FMT, a method withou
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from ftscale.errors import UserError
-from ftscale.finetune.config import TRANSFER_SHOTS, problem
+from ftscale.finetune.config import TRANSFER_SHOTS, FinetuneConfig, problem, validate
+from ftscale.finetune.methods import METHODS, pet_methods, pet_size_fields
 
 Factor = Literal["model_size", "pretrain_tokens", "pet_size"]
 FACTORS = get_args(Factor)
@@ -25,7 +26,6 @@ FACTORS = get_args(Factor)
 MAX_SEEDS = 1000
 #: Run-identity fields of the finetuning config that the study itself sets.
 _PLANNED_FIELDS = {"model", "task", "task_source", "method", "data_size", "seed", "extra"}
-_Int = Annotated[int, Strict()]
 _Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]
 _Names = Annotated[list[Annotated[str, Strict(), Field(min_length=1)]], Field(min_length=1)]
 _Sizes = Annotated[list[Annotated[int, Strict(), Field(gt=0)]], Field(min_length=1)]
@@ -35,34 +35,16 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def pet_methods() -> tuple[str, ...]:
-    """Methods with a PET size (the registry's; a pet_size study scales those only)."""
-    from ftscale.finetune.methods import pet_methods as registry_pet_methods
-
-    return registry_pet_methods()
-
-
 def study_pet_size(method: str) -> int | None:
     """The PET size of ``method``'s runs when PET size is not the factor scaled (the
     method's ``study_pet_size``, else its default; None without a PET size)."""
-    from ftscale.finetune.methods import METHODS
-
     return METHODS[method].pet_size(None, study=True)
 
 
 def training_keys() -> set[str]:
     """Settings a study may pass to the finetuning engine: the fields of
     :class:`ftscale.finetune.config.FinetuneConfig` that the plan does not set itself."""
-    import dataclasses
-
-    from ftscale.finetune.config import FinetuneConfig
-    from ftscale.finetune.methods import pet_size_fields
-
-    return (
-        {f.name for f in dataclasses.fields(FinetuneConfig)}
-        - _PLANNED_FIELDS
-        - set(pet_size_fields())
-    )
+    return {f.name for f in fields(FinetuneConfig)} - _PLANNED_FIELDS - set(pet_size_fields())
 
 
 class FitSpec(_Table):
@@ -150,13 +132,6 @@ class Study:
         return {**self.training, **self.training_by_method.get(method, {})}
 
 
-def known_methods() -> tuple[str, ...]:
-    """Names in the finetuning engine's method registry."""
-    from ftscale.finetune.methods import METHODS
-
-    return tuple(METHODS)
-
-
 def _err(path: Path | None, msg: str) -> UserError:
     return UserError(msg, path=None if path is None else str(path))
 
@@ -194,9 +169,6 @@ class _SizesModel(_Table):
 def _check_run_config(study: Study, path: Path | None) -> None:
     """Build one finetuning config per method and let the engine validate it, so a bad setting
     is rejected before anything runs (a wrong type named by its key: ``training.steps``)."""
-    from ftscale.finetune.config import FinetuneConfig, validate
-    from ftscale.finetune.methods import METHODS
-
     for method in study.methods:
         settings = study.training_for(method)
         pet = study.pet_sizes.get(method, (None,))[0]
@@ -234,7 +206,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         raise _err(path, "study.tasks: expected a non-empty list of strings")
     tasks, task_sources = _task_sources(listed, doc.tasks, path)
     methods = _unique(s.methods, "study.methods", path)
-    known = known_methods()
+    known = tuple(METHODS)
     for m in methods:
         if m not in known:
             raise _err(path, f"study.methods: unknown method '{m}' (known: {', '.join(known)})")
