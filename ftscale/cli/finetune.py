@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ftscale.finetune.config import DEFAULT_STEPS
     from ftscale.finetune.methods import METHODS, pet_size_fields
 
     names = list(METHODS)
@@ -26,73 +28,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prompt/completion, source/target or text)",
     )
     p.add_argument("--data-size", type=int, required=True, help="finetuning examples")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data subset and the run")
+    _option(p, "seed", "seed of the data subset and the run")
     for field, meaning in pet_size_fields().items():
         defaults = ", ".join(
             f"{m.default_pet_size} for {n}" for n, m in METHODS.items() if m.pet_size_field == field
         )
-        p.add_argument(
-            "--" + field.replace("_", "-"), type=int, default=None, help=f"{meaning} ({defaults})"
-        )
+        _option(p, field, f"{meaning} ({defaults})")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200)")
-    budget.add_argument("--epochs", type=float, default=None, help="passes over the data")
-    p.add_argument("--min-steps", type=int, default=None, help="clamp an epoch budget from below")
-    p.add_argument("--max-steps", type=int, default=None, help="clamp an epoch budget from above")
-    p.add_argument("--batch-size", type=int, default=16, help="examples per step")
-    p.add_argument("--max-length", type=int, default=256, help="tokens per example")
+    _option(budget, "steps", f"optimiser steps (default {DEFAULT_STEPS})")
+    _option(budget, "epochs", "passes over the data")
+    _option(p, "min_steps", "clamp an epoch budget from below")
+    _option(p, "max_steps", "clamp an epoch budget from above")
+    _option(p, "batch_size", "examples per step")
+    _option(p, "max_length", "tokens per example")
     p.add_argument(
         "--lr",
         default=None,
         help="learning rate, comma-separated candidate rates chosen on dev (1e-3,3e-3,1e-2), "
         "or 'auto' (the method's default x 1/3, 1, 3); default: the method's rate",
     )
-    p.add_argument(
-        "--lr-search",
-        default="halving",
-        choices=["halving", "grid"],
-        help="several rates: stop the worse ones early (halving) or train each to its end",
+    _option(
+        p,
+        "lr_search",
+        "several rates: stop the worse ones early (halving) or train each to its end",
     )
-    p.add_argument(
-        "--schedule",
-        default="cosine",
-        choices=["cosine", "wsd"],
-        help="cosine, or warmup-stable-decay whose decay starts when dev loss stops improving",
+    _option(
+        p,
+        "schedule",
+        "cosine, or warmup-stable-decay whose decay starts when dev loss stops improving",
     )
-    p.add_argument(
-        "--decay", type=float, default=0.2, help="wsd: fraction of the budget the decay lasts"
-    )
-    p.add_argument("--optimizer", default="adamw", help="adamw | adafactor")
-    p.add_argument("--eval-every", type=int, default=20, help="steps between dev evaluations")
-    p.add_argument("--patience", type=int, default=3, help="evaluations without improvement")
-    p.add_argument(
-        "--forget-examples",
-        type=int,
-        default=16,
-        help="windows of general text (max-length tokens each) scored before and after "
+    _option(p, "decay", "wsd: fraction of the budget the decay lasts")
+    _option(p, "optimizer", "adamw | adafactor", choices=None)  # checked by validate()
+    _option(p, "eval_every", "steps between dev evaluations")
+    _option(p, "patience", "evaluations without improvement")
+    _option(
+        p,
+        "forget_examples",
+        "windows of general text (max-length tokens each) scored before and after "
         "finetuning, for forgetting (0: off)",
     )
-    p.add_argument(
-        "--forget-text",
-        default=None,
-        help="a UTF-8 text file to measure forgetting on (default: the embedded held-out text)",
+    _option(
+        p,
+        "forget_text",
+        "a UTF-8 text file to measure forgetting on (default: the embedded held-out text)",
     )
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    _option(p, "device", "cpu | cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "bf16", "fp32"],
-        help="bf16 autocast or fp32 (auto: bf16 on CUDA, fp32 on CPU)",
-    )
-    p.add_argument(
-        "--report-to",
+    _option(p, "precision", "bf16 autocast or fp32 (auto: bf16 on CUDA, fp32 on CPU)")
+    _option(
+        p,
+        "report_to",
+        "log the run's losses, config and record to these trackers (offline, local)",
         nargs="+",
-        default=[],
-        choices=["tensorboard", "mlflow"],
-        help="log the run's losses, config and record to these trackers (offline, local)",
     )
-    p.add_argument("--report-dir", help="the trackers' folder (default runs/trackers)")
+    _option(p, "report_dir", "the trackers' folder (default runs/trackers)")
     from ftscale.cli._task_args import add_task_source_args
 
     add_task_source_args(p)
@@ -100,13 +89,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def _option(p: Any, name: str, help: str | None, **kw: Any) -> None:
+    """``--NAME`` for the run-config field ``name``: its type, default and choices are the
+    field's (:class:`ftscale.finetune.config.FinetuneConfig`), written nowhere else."""
+    import dataclasses
+    import types
+    import typing
+
+    from ftscale.finetune.config import FinetuneConfig
+
+    hint = typing.get_type_hints(FinetuneConfig)[name]
+    f = next(f for f in dataclasses.fields(FinetuneConfig) if f.name == name)
+    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    base = typing.get_args(hint)[0] if typing.get_origin(hint) is list else hint
+    if typing.get_origin(base) is typing.Literal:
+        kw.setdefault("choices", list(typing.get_args(base)))
+    elif base in (int, float):
+        kw["type"] = base
+    p.add_argument("--" + name.replace("_", "-"), default=default, help=help, **kw)
+
+
 def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._common import print_json
     from ftscale.cli._task_args import task_source_options
     from ftscale.data.user import task_ref
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
-    from ftscale.finetune.config import parse_lr
     from ftscale.finetune.methods import pet_size_fields
+    from ftscale.finetune.rates import parse_lr
 
     task, source = task_ref(args.task, task_source_options(args))
     config = FinetuneConfig(

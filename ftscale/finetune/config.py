@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import asdict, dataclass, field, make_dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from ftscale.errors import UserError
 from ftscale.finetune.methods import pet_size_fields
 
 #: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
 MAX_LR = 1.0
-#: ``lr = "auto"``: the method's default rate times each of these (a half-decade either side).
-AUTO_LR_FACTORS = (1 / 3, 1.0, 3.0)
-#: A model ftscale did not pretrain (``lr`` None or ``"auto"``): the method's
-#: ``pretrained_lr`` times each of these, a 100x span searched on dev. The family's rates
-#: (tuned on models 100-500x smaller) are never applied to such a model unless pinned.
-PRETRAINED_LR_FACTORS = (0.1, 1 / 3, 1.0, 3.0, 10.0)
 #: More candidate rates than this in one run is a typo, not a search.
 MAX_LR_CANDIDATES = 16
-LR_SEARCHES = ("halving", "grid")
+LrSearch = Literal["halving", "grid"]
+LR_SEARCHES = get_args(LrSearch)
 #: Learning-rate schedules (``ftscale.finetune.optim.Schedule``).
-SCHEDULES = ("cosine", "wsd")
+ScheduleName = Literal["cosine", "wsd"]
+SCHEDULES = get_args(ScheduleName)
+Optimizer = Literal["adamw", "adafactor"]
+Precision = Literal["auto", "bf16", "fp32"]
+#: Trackers ``report_to`` names (:mod:`ftscale.finetune.trackers`).
+Tracker = Literal["tensorboard", "mlflow"]
+TRACKERS = get_args(Tracker)
+#: Fewest tokens per example that leave room for a prompt and a target.
+MIN_LENGTH = 8
+DEFAULT_STEPS = 200
+#: Demonstrations per transfer prompt (the run's and the study's default).
+TRANSFER_SHOTS = (0, 1, 5)
+Pos = Annotated[int, Field(gt=0)]
+PosInt = Annotated[int, Field(ge=1)]  # "must be a positive integer"
+NonNeg = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Rate = Annotated[float, Field(gt=0, le=MAX_LR)]
 
 
+@with_config(ConfigDict(strict=True, allow_inf_nan=False, revalidate_instances="always"))
 @dataclass
-class _RunSettings:
+class FinetuneConfig:
     """One run. Sizes in examples/tokens/steps; ``lr`` None means the method's measured default.
 
     Budget: ``steps`` optimiser steps, or ``epochs`` passes over the ``data_size`` examples
@@ -36,348 +49,201 @@ class _RunSettings:
     ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss; with
     ``schedule = "wsd"`` and ``decay_on_plateau`` that plateau starts the decay instead, and the
     run ends when the decay does (``ftscale.finetune.optim``).
-    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (:data:`AUTO_LR_FACTORS` times
+    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (``rates.AUTO_LR_FACTORS`` times
     the method's default); for a model ftscale did not pretrain, None and ``"auto"`` both mean
-    a search over :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``
-    (:func:`lr_policy`); with several, the run trains each on the same batches, keeps the
+    a search over ``rates.PRETRAINED_LR_FACTORS`` times the method's ``pretrained_lr``
+    (``rates.lr_policy``); with several, the run trains each on the same batches, keeps the
     one with the best dev loss (``lr_search``: ``"halving"`` stops the worse rates early,
     ``"grid"`` trains every one to its end; ``ftscale.finetune.search``) and reports the test
     loss at its best-dev checkpoint.
     Evaluation uses fixed samples, the first ``dev_examples`` of dev and ``test_examples`` of test;
     greedy decoding for BLEU/chrF/ROUGE-L uses the first ``decode_examples`` test examples.
-    The PET-size fields (``rank``, ``prompt_length``, ...) are those the registered methods
-    name (:func:`ftscale.finetune.methods.pet_size_fields`); None means the method's default.
+    The PET-size fields (``rank``, ``prompt_length``) are one per field the registered methods
+    name (:func:`ftscale.finetune.methods.pet_size_fields`, a test checks that they agree);
+    None means the method's default. Types and bounds are the annotations; :func:`validate`
+    checks them (pydantic) and the settings' combinations.
     """
 
     model: str
     task: str  # an embedded task's name, a data file, or the name of ``task_source``'s task
     method: str = "lora"
-    data_size: int = 1000
-    seed: int = 0
-    steps: int | None = None
-    epochs: float | None = None
-    min_steps: int | None = None  # clamps an epoch budget from below (epochs only)
-    max_steps: int | None = None  # clamps an epoch budget from above (epochs only)
-    batch_size: int = 16  # examples per step
-    max_length: int = 256  # tokens per example (prompt + target), longer ones are truncated
-    lr: float | list[float] | str | None = None  # a rate, candidate rates, or "auto"
-    lr_search: str = "halving"  # "halving" | "grid": how several candidate rates are compared
-    schedule: str = "cosine"  # "cosine" | "wsd" (warmup-stable-decay)
-    decay: float = 0.2  # wsd: fraction of the budget the decay lasts
+    data_size: Pos = 1000
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    steps: Pos | None = None
+    epochs: Annotated[float, Field(gt=0)] | None = None
+    min_steps: PosInt | None = None  # clamps an epoch budget from below (epochs only)
+    max_steps: PosInt | None = None  # clamps an epoch budget from above (epochs only)
+    batch_size: Pos = 16  # examples per step
+    max_length: Annotated[int, Field(ge=MIN_LENGTH)] = (
+        256  # tokens per example (prompt + target), longer ones are truncated
+    )
+    lr: (
+        Rate
+        | Annotated[list[Rate], Field(min_length=1, max_length=MAX_LR_CANDIDATES)]
+        | Literal["auto"]
+        | None
+    ) = None  # a rate, candidate rates, or "auto"
+    lr_search: LrSearch = "halving"  # "halving" | "grid": how several candidate rates are compared
+    schedule: ScheduleName = "cosine"  # "cosine" | "wsd" (warmup-stable-decay)
+    decay: Annotated[float, Field(gt=0, le=1)] = 0.2  # wsd: fraction of the budget the decay lasts
     decay_on_plateau: bool = True  # wsd: a dev-loss plateau starts the decay (else: stop)
-    optimizer: str = "adamw"  # "adamw" | "adafactor"
-    weight_decay: float = 0.0
-    warmup: float = 0.1  # fraction of the budget spent warming up linearly
-    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
-    grad_clip: float = 1.0  # max global grad norm (0: off)
-    eval_every: int = 20  # steps between dev evaluations (0: only at the end)
-    patience: int = 3  # dev evaluations without improvement before stopping (0: never stop early)
-    dev_examples: int = 100
-    test_examples: int = 200
-    decode_examples: int = 50  # 0: no generation metrics
-    max_new_tokens: int = 64
+    optimizer: Optimizer = "adamw"  # "adamw" | "adafactor"
+    weight_decay: Fraction = 0.0
+    warmup: Fraction = 0.1  # fraction of the budget spent warming up linearly
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1  # the cosine ends at lr * min_lr_ratio
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0  # max global grad norm (0: off)
+    eval_every: NonNeg = 20  # steps between dev evaluations (0: only at the end)
+    patience: NonNeg = (
+        3  # dev evaluations without improvement before stopping (0: never stop early)
+    )
+    dev_examples: PosInt = 100
+    test_examples: PosInt = 200
+    decode_examples: NonNeg = 50  # 0: no generation metrics
+    max_new_tokens: Pos = 64
     zero_shot: bool = True  # also measure the base model's test loss before finetuning
     # The model before any step (step 0: the base model, or the method at its initialisation,
     # which for FMT, LoRA and IA3 is the base model) competes in the best-dev choice, so a run
     # whose training only hurt reports best_step 0 instead of a damaged checkpoint.
     base_candidate: bool = True
-    device: str = "cpu"  # "cpu" | "cuda" | "cuda:N"
-    threads: int | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
+    device: Annotated[str, Field(pattern=r"^(cpu|mps|cuda(:[0-9]+)?)$")] = (
+        "cpu"  # "cpu" | "cuda" | "cuda:N"
+    )
+    threads: PosInt | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
     compile: bool = False  # torch.compile the decoder (CUDA)
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "bf16" | "fp32"
+    precision: Precision = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "bf16" | "fp32"
     # Transfer evaluation (ftscale.finetune.transfer): score the base and the finetuned model on
     # related tasks (same target language) with 0, 1, 5 demonstrations.
     transfer: bool = False
     transfer_tasks: list[str] | None = None  # None: every zero-shot set of the target language
-    transfer_shots: list[int] = field(default_factory=lambda: [0, 1, 5])
-    transfer_examples: int = 16  # items per related task for the loss
-    transfer_decode: int = 8  # of those, items greedy-decoded for BLEU/chrF (0: none)
+    transfer_shots: list[NonNeg] = field(default_factory=lambda: list(TRANSFER_SHOTS))
+    transfer_examples: PosInt = 16  # items per related task for the loss
+    transfer_decode: NonNeg = 8  # of those, items greedy-decoded for BLEU/chrF (0: none)
     # Forgetting (ftscale.finetune.forget): loss on a fixed sample of general text before and
     # after finetuning, ``forget_examples`` windows of ``max_length`` tokens (0: off).
-    forget_examples: int = 16
+    forget_examples: NonNeg = 16
     forget_text: str | None = None  # a UTF-8 text file; None: the embedded held-out text
     # A user task (ftscale.data.user.TaskSource as a dict: path, format, fields, template,
     # dev/test, metric, ...); None: ``task`` is an embedded name or a data path.
     task_source: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
     # Trackers (ftscale.finetune.trackers): "tensorboard", "mlflow"; logs under report_dir.
-    report_to: list[str] = field(default_factory=list)
+    report_to: list[Tracker] = field(default_factory=list)
     report_dir: str | None = None  # None: runs/trackers
+    # PET sizes, one field per ``pet_size_field`` of the method registry (None: the default).
+    rank: PosInt | None = None  # LoRA rank
+    prompt_length: PosInt | None = None  # prompt-tuning virtual tokens
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-#: The run configuration: the settings above plus one optional PET-size field per field name
-#: the method registry declares (``rank``, ``prompt_length``).
-FinetuneConfig = make_dataclass(
-    "FinetuneConfig",
-    [(name, int | None, field(default=None)) for name in pet_size_fields()],
-    bases=(_RunSettings,),
-    namespace={"__doc__": _RunSettings.__doc__, "__module__": __name__},
-)
-
-DEFAULT_STEPS = 200
-#: Trackers ``report_to`` names (:mod:`ftscale.finetune.trackers`).
-TRACKERS = ("tensorboard", "mlflow")
-#: Fewest tokens per example that leave room for a prompt and a target.
-MIN_LENGTH = 8
-
-_INT_FIELDS = (
-    "data_size",
-    "seed",
-    "steps",
-    "batch_size",
-    "max_length",
-    "eval_every",
-    "patience",
-    "dev_examples",
-    "test_examples",
-    "decode_examples",
-    "max_new_tokens",
-    "transfer_examples",
-    "transfer_decode",
-    "forget_examples",
-)
-_FLOAT_FIELDS = ("epochs", "weight_decay", "warmup", "min_lr_ratio", "grad_clip", "decay")
-_BOOL_FIELDS = ("zero_shot", "compile", "transfer", "decay_on_plateau", "base_candidate")
-_STR_FIELDS = (
-    "model",
-    "task",
-    "method",
-    "optimizer",
-    "device",
-    "precision",
-    "lr_search",
-    "schedule",
-)
+_ADAPTER = TypeAdapter(FinetuneConfig)
+#: Names in messages where the field's own name says less.
+_LABELS = {"decay": "decay fraction", "warmup": "warm-up fraction", "report_to": "tracker"}
+#: What a field must be, where its bounds alone say less.
+_MUST = {
+    "report_to": "must be a list of tracker names",
+    "transfer_shots": "must be non-negative integers",
+    "seed": "must be an integer in [0, 2^32)",
+    "lr": f"must lie in (0, {MAX_LR}]: a finite number, a list of 1 to {MAX_LR_CANDIDATES} "
+    "rates or 'auto'",
+}
+_BOUNDS = {"gt": "must be > {}", "ge": "must be at least {}", "lt": "must be below {}"}
 
 
-def _is_number(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+#: Pydantic error types -> what the value must be (else its bound, from the error's context).
+_PHRASES = {
+    "int": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float": "must be a finite number",
+    "finite_number": "must be a finite number",
+    "bool": "must be true or false",
+    "string": "must be a string",
+    "list": "must be a list",
+    "tuple": "must be a list",
+    "dict": "must be a table",
+    ("gt", 0): "must be positive",
+    ("ge", 0): "must not be negative",
+    ("ge", 1): "must be a positive integer",
+    "gt": "must be > {}",
+    "ge": "must be at least {}",
+    "lt": "must be below {}",
+    "le": "must be at most {}",
+}
 
 
-def lr_policy(config: FinetuneConfig) -> str:
-    """How a run's rates are chosen (recorded as ``lr_policy``): ``"pinned"`` (one rate or a
-    list given), ``"family-default"`` (the method's rate measured on the ftlm family),
-    ``"auto"`` (a search around it) or ``"auto-pretrained"`` (a model ftscale did not pretrain,
-    ``lr`` None or "auto": :data:`PRETRAINED_LR_FACTORS` times the method's ``pretrained_lr``,
-    searched on dev)."""
-    if config.lr is not None and not isinstance(config.lr, str):
-        return "pinned"
-    from ftscale.models.registry import is_pretrained_elsewhere
-
-    if is_pretrained_elsewhere(config.model):
-        return "auto-pretrained"
-    return "auto" if config.lr == "auto" else "family-default"
-
-
-def _rounded(rate: float) -> float:
-    return float(f"{rate:.3g}")
+def problem(err: dict[str, Any]) -> str:
+    """One pydantic error as a phrase (``must be positive, got 0``), for one-line messages."""
+    kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
+    if kind in ("missing", "extra_forbidden"):
+        return "missing" if kind == "missing" else "not allowed"
+    if kind == "literal_error":
+        return f"unknown value {got!r} (known: {ctx['expected']})"
+    if kind == "string_pattern_mismatch":  # the device
+        return f"unknown value {got!r} (cpu, cuda, cuda:N or mps)"
+    bound = next((k for k in ("gt", "ge", "lt", "le") if k in ctx), None)
+    what = _PHRASES.get(kind.removesuffix("_type")) or _PHRASES.get((bound, ctx.get(bound)))
+    if what is None:
+        what = _PHRASES[bound].format(ctx[bound]) if bound else err["msg"]
+    return f"{what}, got {got!r}"
 
 
-def lr_candidates(config: FinetuneConfig) -> list[float]:
-    """The learning rates a run trains (ascending, no repeats, capped at :data:`MAX_LR`), by
-    :func:`lr_policy`: ``[lr]`` or the list given; the method's default rate; that times
-    :data:`AUTO_LR_FACTORS` for "auto"; for a model ftscale did not pretrain, its
-    ``pretrained_lr`` times :data:`PRETRAINED_LR_FACTORS`."""
+def _check_combinations(config: FinetuneConfig) -> None:
     from ftscale.finetune.methods import METHODS
 
     method = METHODS[config.method]
-    default = method.default_lr
-    lr = config.lr
-    policy = lr_policy(config)
-    if policy == "auto-pretrained":
-        centre = method.pretrained_lr or default / 30
-        return sorted({_rounded(min(MAX_LR, centre * f)) for f in PRETRAINED_LR_FACTORS})
-    if lr is None:
-        return [float(default)]
-    if isinstance(lr, str):
-        return sorted({min(MAX_LR, float(default) * f) for f in AUTO_LR_FACTORS})
-    if isinstance(lr, list | tuple):
-        return sorted({float(v) for v in lr})
-    return [float(lr)]
-
-
-def parse_lr(text: str) -> float | list[float] | str:
-    """``--lr`` as typed: ``auto``, one rate (``1e-3``) or comma-separated rates
-    (``1e-3,3e-3,1e-2``); UserError for anything else."""
-    text = text.strip()
-    if text.lower() == "auto":
-        return "auto"
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise UserError(
-            f"--lr must be a rate, comma-separated rates or 'auto', got {text!r}"
-        ) from None
-    return values[0] if len(values) == 1 else values
-
-
-def _check_lr(lr: Any) -> None:
-    if lr is None:
-        return
-    if isinstance(lr, str):
-        if lr != "auto":
-            raise UserError(
-                f"learning rate must be a number, a list of numbers or 'auto', got {lr!r}"
-            )
-        return
-    values = list(lr) if isinstance(lr, list | tuple) else [lr]
-    if isinstance(lr, list | tuple) and not 1 <= len(values) <= MAX_LR_CANDIDATES:
-        raise UserError(
-            f"a list of learning rates needs 1 to {MAX_LR_CANDIDATES} rates, got {len(values)}"
-        )
-    for v in values:
-        if not _is_number(v):
-            raise UserError(f"learning rate must be a finite number, got {v!r}")
-        if not 0 < v <= MAX_LR:
-            raise UserError(f"learning rate must lie in (0, {MAX_LR}], got {v}")
-
-
-def _check_types(config: FinetuneConfig) -> None:
-    """Each setting of the type its field says (``steps = 4.5`` or ``zero_shot = "no"`` are
-    errors, not silently truncated or truthy); None where the field allows it."""
-    for name in (*_INT_FIELDS, *pet_size_fields()):
-        v = getattr(config, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise UserError(f"{name.replace('_', ' ')} must be an integer, got {v!r}")
-    for name in _FLOAT_FIELDS:
-        v = getattr(config, name)
-        if v is None:
-            continue
-        if not _is_number(v):
-            raise UserError(f"{name.replace('_', ' ')} must be a finite number, got {v!r}")
-    for name in _BOOL_FIELDS:
-        if not isinstance(getattr(config, name), bool):
-            raise UserError(f"{name.replace('_', ' ')} must be true or false")
-    for name in _STR_FIELDS:
-        if not isinstance(getattr(config, name), str):
-            raise UserError(f"{name.replace('_', ' ')} must be a string")
-    if not isinstance(config.report_to, list | tuple) or not all(
-        isinstance(t, str) for t in config.report_to
-    ):
-        raise UserError(f"report_to must be a list of tracker names, got {config.report_to!r}")
-    if config.report_dir is not None and not isinstance(config.report_dir, str):
-        raise UserError("report dir must be a path (a string)")
-    if config.forget_text is not None and not isinstance(config.forget_text, str):
-        raise UserError("forget text must be a path (a string)")
-    if config.task_source is not None:
-        from ftscale.data.user import make_source
-
-        if not isinstance(config.task_source, dict):
-            raise UserError("task source must be a table (path, format, fields, ...)")
-        make_source(config.task_source)
-    if config.threads is not None and (
-        isinstance(config.threads, bool)
-        or not isinstance(config.threads, int)
-        or config.threads < 1
-    ):
-        raise UserError(f"threads must be a positive integer, got {config.threads!r}")
-
-
-def validate(config: FinetuneConfig) -> None:
-    """Raise UserError for any value that cannot give a meaningful run (before loading anything)."""
-    from ftscale.finetune.methods import METHODS
-
-    if config.method not in METHODS:
-        raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
-    method = METHODS[config.method]
-    _check_types(config)
-    if not 0 <= config.seed < 2**32:
-        raise UserError(f"seed must be an integer in [0, 2^32), got {config.seed}")
     for name in pet_size_fields():
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise UserError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")
-        if value is not None and method.pet_size_field != name:
+        if getattr(config, name) is not None and method.pet_size_field != name:
             raise UserError(
                 f"--{name.replace('_', '-')} does not apply to method {config.method!r}"
             )
-    positive = {
-        "data size": config.data_size,
-        "batch size": config.batch_size,
-        "max length": config.max_length,
-        "max new tokens": config.max_new_tokens,
-    }
-    for name, value in positive.items():
-        if value is None or value <= 0:
-            raise UserError(f"{name} must be positive, got {value}")
     if config.steps is not None and config.epochs is not None:
         raise UserError("give a budget in steps or in epochs, not both")
-    if config.steps is not None and config.steps <= 0:
-        raise UserError(f"steps must be positive, got {config.steps}")
-    if config.epochs is not None and not (config.epochs > 0 and math.isfinite(config.epochs)):
-        raise UserError(f"epochs must be positive, got {config.epochs}")
     for name in ("min_steps", "max_steps"):
-        value = getattr(config, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UserError(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
-        if config.epochs is None:
+        if getattr(config, name) is not None and config.epochs is None:
             raise UserError(f"{name.replace('_', ' ')} clamps an epoch budget: give epochs too")
-    if (
-        config.min_steps is not None
-        and config.max_steps is not None
-        and config.min_steps > config.max_steps
-    ):
+    if (config.min_steps or 0) > (config.max_steps or math.inf):
         raise UserError(
             f"min steps ({config.min_steps}) cannot exceed max steps ({config.max_steps})"
         )
-    _check_lr(config.lr)
-    bad = [t for t in config.report_to if t not in TRACKERS]
-    if bad:
-        raise UserError(f"unknown tracker {bad[0]!r} in report_to (known: {', '.join(TRACKERS)})")
-    if config.lr_search not in LR_SEARCHES:
-        raise UserError(f"unknown lr search {config.lr_search!r} (known: {', '.join(LR_SEARCHES)})")
-    if config.schedule not in SCHEDULES:
-        raise UserError(f"unknown schedule {config.schedule!r} (known: {', '.join(SCHEDULES)})")
-    if not 0 < config.decay <= 1:
-        raise UserError(f"decay fraction must lie in (0, 1], got {config.decay}")
-    if config.optimizer not in ("adamw", "adafactor"):
-        raise UserError(f"unknown optimizer {config.optimizer!r} (known: adamw, adafactor)")
-    if not (0 <= config.warmup < 1):
-        raise UserError(f"warm-up fraction must lie in [0, 1), got {config.warmup}")
-    if not (0 <= config.min_lr_ratio <= 1):
-        raise UserError(f"min lr ratio must lie in [0, 1], got {config.min_lr_ratio}")
-    if not (0 <= config.weight_decay < 1):
-        raise UserError(f"weight decay must lie in [0, 1), got {config.weight_decay}")
-    if not (0 <= config.grad_clip < math.inf):
-        raise UserError(f"grad clip must be a finite number >= 0 (0: off), got {config.grad_clip}")
-    if config.max_length < MIN_LENGTH:
-        raise UserError(
-            f"max length must be at least {MIN_LENGTH} tokens (a prompt and a target), got "
-            f"{config.max_length}"
-        )
-    for name in (
-        "eval_every",
-        "patience",
-        "dev_examples",
-        "test_examples",
-        "decode_examples",
-        "forget_examples",
-    ):
-        if getattr(config, name) < 0:
-            raise UserError(f"{name.replace('_', ' ')} must not be negative")
-    if config.dev_examples == 0 or config.test_examples == 0:
-        raise UserError("dev and test samples need at least one example")
+    if config.transfer and config.transfer_decode > config.transfer_examples:
+        raise UserError("transfer decode examples cannot exceed transfer examples")
+    if config.task_source is not None:
+        from ftscale.data.user import make_source
+
+        make_source(config.task_source)
     if config.forget_text is not None and config.forget_examples:
         from ftscale.finetune.forget import read_forget_text
 
         read_forget_text(config.forget_text)  # unreadable or empty: UserError before any model
-    if config.transfer:
-        shots = list(config.transfer_shots)
-        if not shots or any(not isinstance(k, int) or k < 0 for k in shots):
-            raise UserError(f"transfer shots must be non-negative integers, got {shots}")
-        if config.transfer_examples <= 0 or config.transfer_decode < 0:
-            raise UserError("transfer examples must be positive (decode examples non-negative)")
-        if config.transfer_decode > config.transfer_examples:
-            raise UserError("transfer decode examples cannot exceed transfer examples")
-    if config.precision not in ("auto", "bf16", "fp32"):
-        raise UserError(f"unknown precision {config.precision!r} (known: auto, bf16, fp32)")
-    if not re.fullmatch(r"cpu|mps|cuda(:[0-9]+)?", config.device):
-        raise UserError(f"unknown device {config.device!r} (cpu, cuda, cuda:N or mps)")
+
+
+def validate(config: FinetuneConfig) -> None:
+    """Raise UserError for any value that cannot give a meaningful run (before loading anything):
+    the first wrong type or bound (``steps must be positive, got 0``), then the combinations.
+    The error's ``key`` is the field at fault (None for a combination)."""
+    from ftscale.finetune.methods import METHODS
+
+    if config.method not in METHODS:
+        raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
+    try:
+        _ADAPTER.validate_python(config)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0])
+        label = _LABELS.get(key, key.replace("_", " "))
+        text = problem(err)
+        if key in _MUST and not (key == "report_to" and len(err["loc"]) > 1):
+            name = "learning rate" if key == "lr" else key.replace("_", " ")
+            got = getattr(config, key)
+            error = UserError(f"{name} {_MUST[key]}, got {got!r}")
+        elif text.startswith("unknown value"):
+            error = UserError(f"unknown {label} {text.removeprefix('unknown value ')}")
+        else:
+            error = UserError(f"{label} {text}")
+        error.key, error.type_error = key, err["type"].endswith("_type")
+        raise error from None
+    _check_combinations(config)
 
 
 def budget_steps(config: FinetuneConfig) -> int:

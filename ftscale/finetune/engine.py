@@ -27,17 +27,12 @@ from ftscale import __version__
 from ftscale.errors import UserError
 from ftscale.finetune import basecache
 from ftscale.finetune.batching import Batch, encode, eval_batches, make_batch, train_batches
-from ftscale.finetune.config import (
-    FinetuneConfig,
-    budget_steps,
-    lr_candidates,
-    lr_policy,
-    validate,
-)
+from ftscale.finetune.config import FinetuneConfig, budget_steps, validate
 from ftscale.finetune.evaluate import decode_quality, evaluate, greedy_decode
 from ftscale.finetune.forget import forget_sample
 from ftscale.finetune.methods import METHODS, Adapted
 from ftscale.finetune.optim import make_optimizer, make_schedule
+from ftscale.finetune.rates import lr_candidates, lr_policy
 from ftscale.finetune.resources import (
     check_memory,
     count_parameters,

@@ -16,7 +16,8 @@ import json
 from typing import Any
 
 from ftscale import __version__
-from ftscale.finetune.config import FinetuneConfig, budget_steps, lr_candidates
+from ftscale.finetune.config import FinetuneConfig, budget_steps
+from ftscale.finetune.rates import lr_candidates
 
 #: Bump when the engine computes a different result for the same resolved configuration (a
 #: changed loss, schedule or evaluation protocol); a changed default needs no bump.

@@ -142,7 +142,7 @@ class RunTrackers:
     (``Loop.on_dev``); :meth:`finish` logs the record and closes them."""
 
     def __init__(self, config: Any):
-        from ftscale.finetune.config import lr_candidates
+        from ftscale.finetune.rates import lr_candidates
 
         self.several = len(lr_candidates(config)) > 1
         self.logged: dict[int, int] = {}  # id(trial) -> train steps logged

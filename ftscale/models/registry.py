@@ -201,7 +201,7 @@ def is_pretrained_elsewhere(name_or_path: str) -> bool:
     model (``smollm2-135m``), a Hugging Face folder, a ``.gguf`` file or a hub name. False for
     the family and any ``ftscale pretrain`` checkpoint, and for a bare name that resolves to
     nothing here (a label for a model handed to the engine directly). Reads no weights: the
-    learning-rate policy asks this of every planned run (:func:`ftscale.finetune.config.lr_candidates`)."""
+    learning-rate policy asks this of every planned run (:func:`ftscale.finetune.rates.lr_candidates`)."""
     s = str(name_or_path)
     if s in REAL_MODELS:
         return True

@@ -93,7 +93,7 @@ def probe_costs(
     before each probe. Runs the finetuning engine (torch).
     """
     from ftscale.finetune import run_finetune
-    from ftscale.finetune.config import lr_candidates
+    from ftscale.finetune.rates import lr_candidates
     from ftscale.study.runfn import spec_to_config
 
     def preference(spec: dict[str, Any]) -> tuple[bool, int]:
@@ -150,7 +150,8 @@ def probe_estimate(spec: dict[str, Any], probe: dict[str, Any]) -> float:
     step for the run's whole step budget (times the candidates a learning-rate search trains,
     :func:`ftscale.finetune.search.search_steps`); one dev evaluation per ``eval_every`` steps;
     transfer evaluation if the run has it and the probe measured it."""
-    from ftscale.finetune.config import budget_steps, lr_candidates
+    from ftscale.finetune.config import budget_steps
+    from ftscale.finetune.rates import lr_candidates
     from ftscale.finetune.search import search_steps
     from ftscale.study.runfn import spec_to_config
 

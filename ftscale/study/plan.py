@@ -33,6 +33,23 @@ def task_data_hash(task_name: str, source: dict[str, Any] | None = None) -> str:
     return data_fingerprint(resolve_task(source or task_name))
 
 
+def _transfer_settings(study: Study, method: str, data_size: int, seed: int) -> dict[str, Any]:
+    """Finetuning settings that turn transfer evaluation on for this run (or none)."""
+    if not study.transfer.enabled:
+        return {}
+    sizes = study.data_sizes[method]
+    if study.transfer.data_sizes == "one" and (
+        data_size != sizes[len(sizes) // 2] or seed != study.seeds[0]
+    ):
+        return {}
+    return {
+        "transfer": True,
+        "transfer_shots": list(study.transfer.shots),
+        "transfer_examples": study.transfer.sample,
+        "transfer_decode": study.transfer.decode,
+    }
+
+
 def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[PlannedRun]:
     """Expand ``study`` into its runs, in a stable order (task, method, model, PET size, data
     size, seed). ``data_hashes`` maps task -> data hash (computed from the corpora if omitted).
@@ -69,7 +86,7 @@ def plan_study(study: Study, data_hashes: dict[str, str] | None = None) -> list[
                                 ),
                                 "training": {
                                     **study.training_for(method),
-                                    **study.transfer.training_for(study, method, data_size, seed),
+                                    **_transfer_settings(study, method, data_size, seed),
                                 },
                             }
                             key = run_key(
@@ -97,7 +114,7 @@ def plan_overview(
     ``probe`` times ``probe_steps`` steps of each (model, method) with no finished run
     (:func:`ftscale.study.estimate.probe_costs`; ``progress(i, n, key)`` before each probe)."""
     from ftscale.errors import UserError
-    from ftscale.finetune.config import lr_candidates
+    from ftscale.finetune.rates import lr_candidates
     from ftscale.study.check import check_study_resources
     from ftscale.study.estimate import estimate_runs, probe_costs
     from ftscale.study.runfn import spec_to_config

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ftscale.finetune import FinetuneConfig, run_finetune
-from ftscale.finetune.config import PRETRAINED_LR_FACTORS, lr_candidates, lr_policy
 from ftscale.finetune.methods import METHODS
+from ftscale.finetune.rates import PRETRAINED_LR_FACTORS, lr_candidates, lr_policy
 from ftscale.finetune.runkey import run_key
 
 

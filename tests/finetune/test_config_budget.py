@@ -49,8 +49,8 @@ def test_one_sided_clamps():
         (dict(max_steps=100), "give epochs too"),
         (dict(epochs=4, min_steps=0), "min steps must be a positive integer"),
         (dict(epochs=4, max_steps=-3), "max steps must be a positive integer"),
-        (dict(epochs=4, min_steps=2.5), "min steps must be a positive integer"),
-        (dict(epochs=4, max_steps=True), "max steps must be a positive integer"),
+        (dict(epochs=4, min_steps=2.5), "min steps must be an integer"),
+        (dict(epochs=4, max_steps=True), "max steps must be an integer"),
         (dict(epochs=4, min_steps=64, max_steps=32), "cannot exceed max steps"),
     ],
 )

@@ -48,3 +48,21 @@ def test_config_fields_cli_flags_and_study_defaults_come_from_the_registry():
     # the prompt length of a study run is the method's own study default, not a spec constant
     assert study_pet_size("prompt") == METHODS["prompt"].study_pet_size == 20
     assert METHODS["prompt"].pet_size(None) == 100
+
+
+def test_the_config_declares_one_pet_size_field_per_registered_field():
+    """The run config's PET-size fields are written out (type checkers and IDEs see them); they
+    must be exactly the fields the registry names, each an optional positive integer."""
+    import typing
+
+    hints = typing.get_type_hints(FinetuneConfig)
+    declared = {
+        f.name
+        for f in dataclasses.fields(FinetuneConfig)
+        if f.type.startswith("PosInt")
+        and f.default is None
+        and f.name not in ("min_steps", "max_steps", "threads")
+    }
+    assert declared == set(pet_size_fields())
+    for field in pet_size_fields():
+        assert hints[field] == int | None

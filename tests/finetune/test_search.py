@@ -8,8 +8,8 @@ import pytest
 
 from ftscale.errors import UserError
 from ftscale.finetune import FinetuneConfig, run_finetune, validate
-from ftscale.finetune.config import AUTO_LR_FACTORS, lr_candidates, parse_lr
 from ftscale.finetune.optim import Schedule
+from ftscale.finetune.rates import AUTO_LR_FACTORS, lr_candidates, parse_lr
 from ftscale.finetune.runkey import run_key
 from ftscale.finetune.search import rung_steps, search_steps
 from ftscale.models.training import warmup_cosine
