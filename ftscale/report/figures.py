@@ -103,6 +103,15 @@ def _title_params(fit: dict[str, Any]) -> str:
     return ", ".join(f"{_SYMBOL.get(k, k)}={fit['params'][k]:.2f}" for k in names)
 
 
+def _law_words(law: str | None, fits: dict[str, dict[str, Any]]) -> str:
+    """ "the multiplicative law", or the law each method's fit uses."""
+    names = sorted({f["law"] for f in fits.values()})
+    if law is not None or len(names) == 1:
+        return f"{law or names[0]} law"
+    short = {n: getattr(LAWS.get(n), "short", n) for n in names}
+    return "laws " + ", ".join(f"{method_label(m)} {short[f['law']]}" for m, f in fits.items())
+
+
 def scaling_figure(
     doc: dict[str, Any], task: str, out: Path, law: str | None = None
 ) -> Path | None:
@@ -198,7 +207,8 @@ def scaling_figure(
         )
     sep = "\n" if len(methods) < 3 else "; "
     fig.suptitle(
-        f"{task}: {law} law by {FACTOR_LABELS.get(factor, factor)}{sep}hollow = held out, "
+        f"{task}: {_law_words(law, fits)} by {FACTOR_LABELS.get(factor, factor)}{sep}"
+        "hollow = held out, "
         "dashed/grey = extrapolation",
         fontsize=9,
     )
@@ -375,7 +385,7 @@ def answer_figure(doc: dict[str, Any], task: str, out: Path, law: str | None = N
     ax.set_ylabel("test loss (nats/token)")
     who = entry.get("model") or fmt_value(x)
     ax.set_title(
-        f"{task} on {who}: {law} law per method; star: the answer\n"
+        f"{task} on {who}: {_law_words(law, fits)}; star: the answer\n"
         "hollow = held out of the fit, dashed = extrapolation, bar = 95% interval",
         fontsize=8,
     )
