@@ -51,6 +51,11 @@ class Example:
     origin: str | None = field(default=None, compare=False)
     fields: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
+    def error(self, message: str) -> UserError:
+        """A UserError about this example, naming its file and line where it came from one."""
+        path, _, line = (self.origin or "").rpartition(":")
+        return UserError(message, path=path or None, line=int(line) if line.isdigit() else None)
+
 
 class Task:
     """A task: named splits of examples, a prompt format and a metric.

@@ -228,7 +228,7 @@ def _examples(
             kw = formats.convert(rec, fmt, fmap)
         except ValueError as exc:
             raise UserError(str(exc), path=where, line=line) from None
-        if src.lang and fmt != "source_target" or (src.lang and kw["lang"] == "und"):
+        if src.lang and (fmt != "source_target" or kw["lang"] == "und"):
             kw["lang"] = src.lang
         extra = tuple((k, v) for k, v in rec.items() if isinstance(v, str)) if keep_fields else ()
         out.append(Example(**kw, origin=f"{where}:{line}", fields=extra))

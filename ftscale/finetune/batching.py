@@ -61,14 +61,11 @@ def _fit(p: list[int], t: list[int], max_length: int) -> tuple[list[int], list[i
 def _too_long(ex: Any, n: int, max_length: int) -> Exception:
     from ftscale.errors import UserError
 
-    origin = getattr(ex, "origin", None)
-    path, _, line = (origin or "").rpartition(":")
-    return UserError(
+    msg = (
         f"the response is {n} tokens, longer than max_length ({max_length}); raise max_length "
-        "or drop the example",
-        path=path or None,
-        line=int(line) if line.isdigit() else None,
+        "or drop the example"
     )
+    return ex.error(msg) if hasattr(ex, "error") else UserError(msg)
 
 
 def encode(tokenizer: Any, task: Any, examples: list, max_length: int) -> Encoded:

@@ -100,10 +100,7 @@ def _check_response_lengths(study: Study, task) -> None:
         lengths = tok([e.target for e in examples], add_special_tokens=False)["input_ids"]
         for e, ids in zip(examples, lengths, strict=True):
             if len(ids) + 1 > limit:
-                path, _, line = (e.origin or "").rpartition(":")
-                raise UserError(
+                raise e.error(
                     f"the response is {len(ids) + 1} tokens with {model}'s tokenizer, longer "
-                    f"than max_length ({limit}); raise training.max_length or drop the example",
-                    path=path or None,
-                    line=int(line) if line.isdigit() else None,
+                    f"than max_length ({limit}); raise training.max_length or drop the example"
                 )
