@@ -325,21 +325,9 @@ class ScalingLaw:
             ys = pred[None, :] + scale * sd[None, :] * rng.standard_normal((n_bootstrap, y.size))
             ys = np.maximum(ys, 1e-6 * np.max(pred))  # losses stay positive
             fun = huber_objective(self.log_pred, x, d, ys, space=self.space, delta=self.huber_delta)
-            starts = np.repeat(self._theta[None, :], n_bootstrap, axis=0)
-            theta, f, conv = batched_lbfgs(
-                fun, starts, free=free, max_iter=self.max_iter, bounds=self.free_bounds()
-            )
-        keep = np.isfinite(f)
-        pub = np.array([list(self.from_free(t).values()) for t in theta[keep]])
-        self.bootstrap_params_ = pub
-        self.bootstrap_converged_ = float(np.mean(conv))
+            self._refit_draws(fun, n_bootstrap, free)
         self.n_bootstrap_ = int(n_bootstrap)
         self.noise_scale_ = float(scale)
-        if len(pub):
-            lo, hi = np.percentile(pub, [2.5, 97.5], axis=0)
-            self.ci_ = {
-                k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)
-            }
         return self
 
     def draw_predictions(self, X: np.ndarray | None, D: np.ndarray) -> np.ndarray | None:
@@ -390,18 +378,24 @@ class ScalingLaw:
         fun = huber_objective(
             self.log_pred, x, d, y, space=self.space, delta=self.huber_delta, weights=counts
         )
-        starts = np.repeat(self._theta[None, :], self.n_bootstrap, axis=0)
+        self._refit_draws(fun, self.n_bootstrap, free)
+
+    def _refit_draws(self, fun: Any, n: int, free: Any) -> None:
+        """Refit the batched objective ``fun`` (``n`` resampled or simulated data sets) from
+        the fit's optimum; the finite draws become ``bootstrap_params_`` and their 95%
+        percentile intervals ``ci_``."""
+        starts = np.repeat(self._theta[None, :], n, axis=0)
         theta, f, conv = batched_lbfgs(
             fun, starts, free=free, max_iter=self.max_iter, bounds=self.free_bounds()
         )
-        keep = np.isfinite(f)
-        pub = np.array([list(self.from_free(t).values()) for t in theta[keep]])
+        pub = np.array([list(self.from_free(t).values()) for t in theta[np.isfinite(f)]])
         self.bootstrap_params_ = pub
         self.bootstrap_converged_ = float(np.mean(conv))
-        lo, hi = np.percentile(pub, [2.5, 97.5], axis=0)
-        self.ci_ = {
-            k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)
-        }
+        if len(pub):
+            lo, hi = np.percentile(pub, [2.5, 97.5], axis=0)
+            self.ci_ = {
+                k: (float(a), float(b)) for k, a, b in zip(self.param_names, lo, hi, strict=True)
+            }
 
     # -- using a fit --------------------------------------------------------------------------
     def _check_fitted(self) -> None:
