@@ -88,14 +88,9 @@ def family_shapes(n: int = N_MEMBERS, vocab_size: int = VOCAB_SIZE) -> dict[str,
     return {member_name(k): member_shape(k, vocab_size) for k in range(1, n + 1)}
 
 
-def llama_config(
-    shape: Shape,
-    *,
-    bos_token_id: int | None = None,
-    eos_token_id: int | None = None,
-    pad_token_id: int | None = None,
-) -> Any:
-    """A ``transformers.LlamaConfig`` for ``shape`` (validated first)."""
+def llama_config(shape: Shape, tokenizer: Any = None) -> Any:
+    """A ``transformers.LlamaConfig`` for ``shape`` (validated first), with the ids of
+    ``tokenizer``'s bos, eos and pad tokens (None: unset)."""
     shape.validate()
     from transformers import LlamaConfig
 
@@ -112,9 +107,10 @@ def llama_config(
         tie_word_embeddings=True,
         attention_bias=False,
         mlp_bias=False,
-        bos_token_id=bos_token_id,
-        eos_token_id=eos_token_id,
-        pad_token_id=pad_token_id,
+        **{
+            f"{t}_token_id": getattr(tokenizer, f"{t}_token_id", None)
+            for t in ("bos", "eos", "pad")
+        },
     )
 
 

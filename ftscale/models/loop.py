@@ -165,12 +165,7 @@ def train_model(
         return RunResult(name, [], meta["steps"], meta["tokens_per_second"], meta["train_seconds"])
 
     torch.manual_seed(recipe["seed"])
-    config = llama_config(
-        shape,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = llama_config(shape, tokenizer)
     model = LlamaForCausalLM(config)  # initialised on the CPU so the init is device-independent
     model.to(device).train()
     # nanoGPT's split: decay matrices, not norms.

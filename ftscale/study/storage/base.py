@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ftscale.errors import UserError
@@ -219,24 +219,13 @@ def _json_field(key: str, what: str, text: str | None) -> Any:
         ) from None
 
 
-#: The columns every SQL back end selects for a :class:`StoredRun`, in :func:`row_to_run` order.
-RUN_COLUMNS = (
-    "run_key, spec, status, record, error, attempts, created_at, started_at, finished_at, host"
-)
+#: The columns every SQL back end selects for a :class:`StoredRun`: its fields, in order.
+RUN_COLUMNS = ", ".join(f.name for f in fields(StoredRun))
 
 
 def row_to_run(row: tuple) -> StoredRun:
     """A :class:`StoredRun` from a row of :data:`RUN_COLUMNS` (spec and record as JSON text)."""
-    key, spec, status, record, error, attempts, created, started, finished, host = row
-    return StoredRun(
-        run_key=key,
-        spec=_json_field(key, "spec", spec),
-        status=status,
-        record=_json_field(key, "record", record),
-        error=error,
-        attempts=attempts,
-        created_at=created,
-        started_at=started,
-        finished_at=finished,
-        host=host,
-    )
+    run = dict(zip(RUN_COLUMNS.split(", "), row, strict=True))
+    for what in ("spec", "record"):
+        run[what] = _json_field(run["run_key"], what, run[what])
+    return StoredRun(**run)
