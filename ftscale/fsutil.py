@@ -1,7 +1,8 @@
 """File helpers. Crash-safe writing: every file ftscale produces is written to a temporary path
 beside its destination and renamed into place, so an interrupted write never leaves a half-written
 file where a complete one is expected (and never destroys the previous complete one). Reading a
-user's JSON file turns every problem into a one-line :class:`~ftscale.errors.UserError`."""
+user's JSON or TOML file turns every problem into a one-line
+:class:`~ftscale.errors.UserError`."""
 
 from __future__ import annotations
 
@@ -152,3 +153,19 @@ def read_user_json(path: str | os.PathLike, what: str) -> Any:
         raise UserError(f"{what} file not found", path=str(path)) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} is not valid JSON: {exc}", path=str(path)) from None
+
+
+def read_user_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """Parse the TOML file ``path`` given by the user; ``what`` names it in errors ("study")."""
+    import tomllib
+
+    from ftscale.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"{what} file not found", path=str(path))
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"not valid TOML ({exc})", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError("not a UTF-8 text file", path=str(path)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 
@@ -92,7 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _option(p: Any, name: str, help: str | None, **kw: Any) -> None:
     """``--NAME`` for the run-config field ``name``: its type, default and choices are the
     field's (:class:`ftscale.finetune.config.FinetuneConfig`), written nowhere else."""
-    import dataclasses
     import types
     import typing
 
@@ -116,39 +116,14 @@ def _run(args: argparse.Namespace) -> int:
     from ftscale.cli._task_args import task_source_options
     from ftscale.data.user import task_ref
     from ftscale.finetune import FinetuneConfig, run_finetune, validate
-    from ftscale.finetune.methods import pet_size_fields
     from ftscale.finetune.rates import parse_lr
 
     task, source = task_ref(args.task, task_source_options(args))
-    config = FinetuneConfig(
-        model=args.model,
-        task=task,
-        task_source=source,
-        method=args.method,
-        data_size=args.data_size,
-        seed=args.seed,
-        **{field: getattr(args, field) for field in pet_size_fields()},
-        steps=args.steps,
-        epochs=args.epochs,
-        min_steps=args.min_steps,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        lr=None if args.lr is None else parse_lr(args.lr),
-        lr_search=args.lr_search,
-        schedule=args.schedule,
-        decay=args.decay,
-        optimizer=args.optimizer,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        forget_examples=args.forget_examples,
-        forget_text=args.forget_text,
-        device=args.device,
-        compile=args.compile,
-        precision=args.precision,
-        report_to=args.report_to,
-        report_dir=args.report_dir,
-    )
+    # every option whose name is a run-config field is that field (see _option)
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    lr = None if args.lr is None else parse_lr(args.lr)
+    config = FinetuneConfig(**{**given, "task": task, "task_source": source, "lr": lr})
     validate(config)  # before torch is imported: a typo costs no start-up time
     record = run_finetune(config)
     if args.json:

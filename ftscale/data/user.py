@@ -350,6 +350,35 @@ def task_ref(
     return src.task_name, src.to_dict()
 
 
+def task_refs(
+    refs: Sequence[str], tables: Mapping[str, Mapping[str, Any]], path: Path | None = None
+) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """Task names, and the sources of the user tasks, of a study's ``tasks``: each a task name, a
+    data path (:func:`task_ref`, named after the file) or the name of a ``[tasks.NAME]`` table
+    (``tables``: :class:`TaskSource` keys). Relative paths are from the study file ``path``;
+    errors name the study's key (``tasks.NAME: ...``)."""
+    base = path.parent.resolve() if path is not None else None
+    where = None if path is None else str(path)
+    unused = [n for n in tables if n not in refs]
+    if unused:
+        raise UserError(f"tasks.{unused[0]}: defined but not in study.tasks", path=where)
+    names, sources = [], {}
+    for ref in refs:
+        try:
+            src = make_source(tables[ref], name=ref, base=base) if ref in tables else None
+            name, source = (src.task_name, src.to_dict()) if src else task_ref(ref, base=base)
+        except UserError as exc:
+            key = f"tasks.{ref}" if ref in tables else "study.tasks"
+            raise UserError(f"{key}: {exc}", path=where) from None
+        if name in names:
+            msg = f"study.tasks: two tasks are named {name!r}; name them in [tasks.NAME]"
+            raise UserError(msg, path=where)
+        names.append(name)
+        if source is not None:
+            sources[name] = source
+    return tuple(names), sources
+
+
 def looks_like_data(task: str, base: Path | None = None) -> bool:
     """Whether ``task`` names data rather than an embedded task: an existing path (from
     ``base``), a data file name, or a hub-style ``owner/name``."""

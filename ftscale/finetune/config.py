@@ -8,23 +8,18 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
-from ftscale.errors import UserError
-from ftscale.finetune.methods import pet_size_fields
+from ftscale.errors import UserError, problem
+from ftscale.finetune.methods import METHODS, pet_size_fields
 
 #: Learning rates outside (0, MAX_LR] are refused: above 1 every optimiser here diverges at once.
 MAX_LR = 1.0
 #: More candidate rates than this in one run is a typo, not a search.
 MAX_LR_CANDIDATES = 16
-LrSearch = Literal["halving", "grid"]
-LR_SEARCHES = get_args(LrSearch)
 #: Learning-rate schedules (``ftscale.finetune.optim.Schedule``).
 ScheduleName = Literal["cosine", "wsd"]
 SCHEDULES = get_args(ScheduleName)
-Optimizer = Literal["adamw", "adafactor"]
-Precision = Literal["auto", "bf16", "fp32"]
 #: Trackers ``report_to`` names (:mod:`ftscale.finetune.trackers`).
 Tracker = Literal["tensorboard", "mlflow"]
-TRACKERS = get_args(Tracker)
 #: Fewest tokens per example that leave room for a prompt and a target.
 MIN_LENGTH = 8
 DEFAULT_STEPS = 200
@@ -42,26 +37,13 @@ Rate = Annotated[float, Field(gt=0, le=MAX_LR)]
 class FinetuneConfig:
     """One run. Sizes in examples/tokens/steps; ``lr`` None means the method's measured default.
 
-    Budget: ``steps`` optimiser steps, or ``epochs`` passes over the ``data_size`` examples
-    (fractional allowed), optionally clamped to [``min_steps``, ``max_steps``] (so tiny subsets
-    still get enough steps to reach their best dev loss and huge ones a bounded cost); neither
-    given means ``DEFAULT_STEPS``. Early stopping ends a run after
-    ``patience`` dev evaluations (every ``eval_every`` steps) without a new best dev loss; with
-    ``schedule = "wsd"`` and ``decay_on_plateau`` that plateau starts the decay instead, and the
-    run ends when the decay does (``ftscale.finetune.optim``).
-    ``lr``: one rate, a list of candidate rates, or ``"auto"`` (``rates.AUTO_LR_FACTORS`` times
-    the method's default); for a model ftscale did not pretrain, None and ``"auto"`` both mean
-    a search over ``rates.PRETRAINED_LR_FACTORS`` times the method's ``pretrained_lr``
-    (``rates.lr_policy``); with several, the run trains each on the same batches, keeps the
-    one with the best dev loss (``lr_search``: ``"halving"`` stops the worse rates early,
-    ``"grid"`` trains every one to its end; ``ftscale.finetune.search``) and reports the test
-    loss at its best-dev checkpoint.
-    Evaluation uses fixed samples, the first ``dev_examples`` of dev and ``test_examples`` of test;
-    greedy decoding for BLEU/chrF/ROUGE-L uses the first ``decode_examples`` test examples.
-    The PET-size fields (``rank``, ``prompt_length``) are one per field the registered methods
-    name (:func:`ftscale.finetune.methods.pet_size_fields`, a test checks that they agree);
-    None means the method's default. Types and bounds are the annotations; :func:`validate`
-    checks them (pydantic) and the settings' combinations.
+    What each setting does (the budget and its clamps, early stopping, the schedules, the
+    learning-rate search, the evaluation samples, step 0 as a checkpoint candidate) is written
+    once, in docs/finetune.md ("Objective and protocol"). Types and bounds are the annotations;
+    :func:`validate` checks them (pydantic) and the settings' combinations. The PET-size fields
+    (``rank``, ``prompt_length``) are one per field the registered methods name
+    (:func:`ftscale.finetune.methods.pet_size_fields`, a test checks that they agree); None
+    means the method's default.
     """
 
     model: str
@@ -74,62 +56,49 @@ class FinetuneConfig:
     min_steps: PosInt | None = None  # clamps an epoch budget from below (epochs only)
     max_steps: PosInt | None = None  # clamps an epoch budget from above (epochs only)
     batch_size: Pos = 16  # examples per step
-    max_length: Annotated[int, Field(ge=MIN_LENGTH)] = (
-        256  # tokens per example (prompt + target), longer ones are truncated
-    )
+    max_length: Annotated[int, Field(ge=MIN_LENGTH)] = 256  # tokens per example (longer: cut)
     lr: (
         Rate
         | Annotated[list[Rate], Field(min_length=1, max_length=MAX_LR_CANDIDATES)]
         | Literal["auto"]
         | None
     ) = None  # a rate, candidate rates, or "auto"
-    lr_search: LrSearch = "halving"  # "halving" | "grid": how several candidate rates are compared
-    schedule: ScheduleName = "cosine"  # "cosine" | "wsd" (warmup-stable-decay)
+    lr_search: Literal["halving", "grid"] = "halving"  # how several candidate rates are compared
+    schedule: ScheduleName = "cosine"  # wsd: warmup-stable-decay
     decay: Annotated[float, Field(gt=0, le=1)] = 0.2  # wsd: fraction of the budget the decay lasts
     decay_on_plateau: bool = True  # wsd: a dev-loss plateau starts the decay (else: stop)
-    optimizer: Optimizer = "adamw"  # "adamw" | "adafactor"
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
     weight_decay: Fraction = 0.0
     warmup: Fraction = 0.1  # fraction of the budget spent warming up linearly
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1  # the cosine ends at lr * min_lr_ratio
     grad_clip: Annotated[float, Field(ge=0)] = 1.0  # max global grad norm (0: off)
     eval_every: NonNeg = 20  # steps between dev evaluations (0: only at the end)
-    patience: NonNeg = (
-        3  # dev evaluations without improvement before stopping (0: never stop early)
-    )
+    patience: NonNeg = 3  # dev evaluations without a new best before stopping (0: never)
     dev_examples: PosInt = 100
     test_examples: PosInt = 200
     decode_examples: NonNeg = 50  # 0: no generation metrics
     max_new_tokens: Pos = 64
     zero_shot: bool = True  # also measure the base model's test loss before finetuning
-    # The model before any step (step 0: the base model, or the method at its initialisation,
-    # which for FMT, LoRA and IA3 is the base model) competes in the best-dev choice, so a run
-    # whose training only hurt reports best_step 0 instead of a damaged checkpoint.
-    base_candidate: bool = True
-    device: Annotated[str, Field(pattern=r"^(cpu|mps|cuda(:[0-9]+)?)$")] = (
-        "cpu"  # "cpu" | "cuda" | "cuda:N"
-    )
+    base_candidate: bool = True  # step 0 (before any step) competes in the best-dev choice
+    device: Annotated[str, Field(pattern=r"^(cpu|mps|cuda(:[0-9]+)?)$")] = "cpu"
     threads: PosInt | None = 1  # torch intra-op threads on CPU (1 was ~10x faster than 2 here)
     compile: bool = False  # torch.compile the decoder (CUDA)
-    precision: Precision = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU) | "bf16" | "fp32"
-    # Transfer evaluation (ftscale.finetune.transfer): score the base and the finetuned model on
-    # related tasks (same target language) with 0, 1, 5 demonstrations.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, else fp32
+    # Transfer (ftscale.finetune.transfer): base and finetuned model on related tasks, few-shot
     transfer: bool = False
     transfer_tasks: list[str] | None = None  # None: every zero-shot set of the target language
     transfer_shots: list[NonNeg] = field(default_factory=lambda: list(TRANSFER_SHOTS))
     transfer_examples: PosInt = 16  # items per related task for the loss
     transfer_decode: NonNeg = 8  # of those, items greedy-decoded for BLEU/chrF (0: none)
-    # Forgetting (ftscale.finetune.forget): loss on a fixed sample of general text before and
-    # after finetuning, ``forget_examples`` windows of ``max_length`` tokens (0: off).
-    forget_examples: NonNeg = 16
+    # Forgetting (ftscale.finetune.forget): loss on general text before and after finetuning
+    forget_examples: NonNeg = 16  # windows of ``max_length`` tokens (0: off)
     forget_text: str | None = None  # a UTF-8 text file; None: the embedded held-out text
-    # A user task (ftscale.data.user.TaskSource as a dict: path, format, fields, template,
-    # dev/test, metric, ...); None: ``task`` is an embedded name or a data path.
+    # A user task: ftscale.data.user.TaskSource as a dict; None: ``task`` names or is the data
     task_source: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, copied into the record
     # Trackers (ftscale.finetune.trackers): "tensorboard", "mlflow"; logs under report_dir.
     report_to: list[Tracker] = field(default_factory=list)
     report_dir: str | None = None  # None: runs/trackers
-    # PET sizes, one field per ``pet_size_field`` of the method registry (None: the default).
     rank: PosInt | None = None  # LoRA rank
     prompt_length: PosInt | None = None  # prompt-tuning virtual tokens
 
@@ -148,49 +117,9 @@ _MUST = {
     "lr": f"must lie in (0, {MAX_LR}]: a finite number, a list of 1 to {MAX_LR_CANDIDATES} "
     "rates or 'auto'",
 }
-_BOUNDS = {"gt": "must be > {}", "ge": "must be at least {}", "lt": "must be below {}"}
-
-
-#: Pydantic error types -> what the value must be (else its bound, from the error's context).
-_PHRASES = {
-    "int": "must be an integer",
-    "int_from_float": "must be an integer",
-    "float": "must be a finite number",
-    "finite_number": "must be a finite number",
-    "bool": "must be true or false",
-    "string": "must be a string",
-    "list": "must be a list",
-    "tuple": "must be a list",
-    "dict": "must be a table",
-    ("gt", 0): "must be positive",
-    ("ge", 0): "must not be negative",
-    ("ge", 1): "must be a positive integer",
-    "gt": "must be > {}",
-    "ge": "must be at least {}",
-    "lt": "must be below {}",
-    "le": "must be at most {}",
-}
-
-
-def problem(err: dict[str, Any]) -> str:
-    """One pydantic error as a phrase (``must be positive, got 0``), for one-line messages."""
-    kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
-    if kind in ("missing", "extra_forbidden"):
-        return "missing" if kind == "missing" else "not allowed"
-    if kind == "literal_error":
-        return f"unknown value {got!r} (known: {ctx['expected']})"
-    if kind == "string_pattern_mismatch":  # the device
-        return f"unknown value {got!r} (cpu, cuda, cuda:N or mps)"
-    bound = next((k for k in ("gt", "ge", "lt", "le") if k in ctx), None)
-    what = _PHRASES.get(kind.removesuffix("_type")) or _PHRASES.get((bound, ctx.get(bound)))
-    if what is None:
-        what = _PHRASES[bound].format(ctx[bound]) if bound else err["msg"]
-    return f"{what}, got {got!r}"
 
 
 def _check_combinations(config: FinetuneConfig) -> None:
-    from ftscale.finetune.methods import METHODS
-
     method = METHODS[config.method]
     for name in pet_size_fields():
         if getattr(config, name) is not None and method.pet_size_field != name:
@@ -222,8 +151,6 @@ def validate(config: FinetuneConfig) -> None:
     """Raise UserError for any value that cannot give a meaningful run (before loading anything):
     the first wrong type or bound (``steps must be positive, got 0``), then the combinations.
     The error's ``key`` is the field at fault (None for a combination)."""
-    from ftscale.finetune.methods import METHODS
-
     if config.method not in METHODS:
         raise UserError(f"unknown method {config.method!r} (known: {', '.join(sorted(METHODS))})")
     try:

@@ -267,18 +267,9 @@ def report_title(doc: dict[str, Any]) -> str:
     return f"Study report: {doc['study']}"
 
 
-def render_markdown(
-    doc: dict[str, Any],
-    figs: list[Path],
-    results,
-    transfer: list[dict[str, Any]],
-    next_runs: dict[str, Any] | None = None,
-    answer_figs: list[Path] | None = None,
-) -> str:
-    """The report as Markdown (:func:`report_sections`; figures referenced by file name)."""
-    return to_markdown(
-        report_title(doc), report_sections(doc, figs, results, transfer, next_runs, answer_figs)
-    )
+def render_markdown(sections: list[Section], title: str) -> str:
+    """The sections (:func:`report_sections`) as Markdown, figures referenced by file name."""
+    return to_markdown(title, sections)
 
 
 def render_html(sections: list[Section], title: str, folder: Path) -> str:
@@ -331,7 +322,7 @@ def build_report(
         next_runs = suggest_next(study, store, doc, data_hashes)
         sections = report_sections(doc, figs, results, transfer, next_runs, answer_figs)
         with atomic_write(tmp / "report.md") as fh:
-            fh.write(to_markdown(report_title(doc), sections))
+            fh.write(render_markdown(sections, report_title(doc)))
         with atomic_write(tmp / "report.html") as fh:
             fh.write(render_html(sections, report_title(doc), tmp))
         with atomic_write(tmp / "fits.json") as fh:

@@ -9,19 +9,19 @@ key, a wrong type or a contradiction (a PET-size study with FMT, a method withou
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, Strict
 
-from ftscale.errors import UserError
-from ftscale.finetune.config import TRANSFER_SHOTS, FinetuneConfig, problem, validate
+from ftscale.data.user import task_refs
+from ftscale.errors import UserError, validated
+from ftscale.finetune.config import TRANSFER_SHOTS, FinetuneConfig, validate
 from ftscale.finetune.methods import METHODS, pet_methods, pet_size_fields
+from ftscale.fsutil import read_user_toml
 
 Factor = Literal["model_size", "pretrain_tokens", "pet_size"]
-FACTORS = get_args(Factor)
 #: More seeds than this per point is a typo, not a study.
 MAX_SEEDS = 1000
 #: Run-identity fields of the finetuning config that the study itself sets.
@@ -47,26 +47,26 @@ def training_keys() -> set[str]:
     return {f.name for f in fields(FinetuneConfig)} - _PLANNED_FIELDS - set(pet_size_fields())
 
 
+def _known_law(law: str) -> str:
+    from ftscale.laws.registry import LAWS  # the law registry (numpy/scipy only)
+
+    if law not in LAWS and law != "auto":
+        raise ValueError(f"unknown law '{law}' (known: {', '.join(LAWS)})")
+    return law
+
+
 class FitSpec(_Table):
     """``[fit]``: the laws fitted and how they are scored (``ftscale.analysis.study``)."""
 
-    laws: tuple[Annotated[str, Strict()], ...] = Field(("auto",), min_length=1)  # "auto": all
+    laws: tuple[Annotated[str, Strict(), AfterValidator(_known_law)], ...] = Field(
+        ("auto",), min_length=1
+    )  # "auto": every law
     holdout_largest: tuple[Factor | Literal["data_size"], ...] = ("model_size", "data_size")
     holdout: Annotated[str, Strict()] = ""  # an extra hold-out expression
     space: Literal["linear", "log"] = "linear"
     bootstrap: Annotated[int, Strict(), Field(ge=0)] = 100
     huber_delta: Annotated[float, Strict(), Field(gt=0)] = 1e-3
     seed: _Seed = 0
-
-    @field_validator("laws")
-    @classmethod
-    def _known_laws(cls, laws: tuple[str, ...]) -> tuple[str, ...]:
-        from ftscale.laws.registry import LAWS  # the law registry (numpy/scipy only)
-
-        bad = [law for law in laws if law not in LAWS and law != "auto"]
-        if bad:
-            raise ValueError(f"unknown law '{bad[0]}' (known: {', '.join(LAWS)})")
-        return laws
 
 
 class TransferSpec(_Table):
@@ -136,20 +136,6 @@ def _err(path: Path | None, msg: str) -> UserError:
     return UserError(msg, path=None if path is None else str(path))
 
 
-def _parse(model: type[BaseModel], table: Any, where: str, path: Path | None) -> Any:
-    """``table`` validated by ``model``; the first problem as ``where.key: ...``."""
-    try:
-        return model.model_validate(table)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = where + ".".join(str(k) for k in err["loc"][:1])
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(model.model_fields))
-            raise _err(path, f"unknown key '{key}' (allowed: {allowed})") from None
-        text = err["msg"].removeprefix("Value error, ") if err["type"] == "value_error" else None
-        raise _err(path, f"{key.rstrip('.') or 'file'}: {text or problem(err)}") from None
-
-
 def _unique(values: Any, key: str, path: Path | None) -> tuple:
     values = [values] if isinstance(values, str | int) else values
     if len(set(values)) != len(values):
@@ -157,13 +143,13 @@ def _unique(values: Any, key: str, path: Path | None) -> tuple:
     return tuple(values)
 
 
-def _sizes(value: Any, key: str, path: Path | None) -> tuple[int, ...]:
-    sizes = _parse(_SizesModel, {"v": value}, f"{key}.", path).v
-    return tuple(sorted(_unique(sizes, key, path)))
+class _SizeTable(RootModel[dict[str, _Sizes]]):
+    """``[data_sizes]`` or ``[pet_sizes]``: method -> sizes."""
 
 
-class _SizesModel(_Table):
-    v: _Sizes
+def _sizes(table: dict[str, Any], name: str, path: Path | None) -> dict[str, tuple[int, ...]]:
+    sizes = validated(_SizeTable, table, f"{name}.", path).root
+    return {m: tuple(sorted(_unique(v, f"{name}.{m}", path))) for m, v in sizes.items()}
 
 
 def _check_run_config(study: Study, path: Path | None) -> None:
@@ -196,63 +182,50 @@ def _check_run_config(study: Study, path: Path | None) -> None:
 
 def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     """Validate a parsed study (a TOML document as a dict) and return a :class:`Study`."""
-    doc = _parse(_File, data, "", path)
-    s = _parse(_StudyTable, doc.study, "study.", path)
+    doc = validated(_File, data, "", path)
+    s = validated(_StudyTable, doc.study, "study.", path)
     if s.task is not None and s.tasks is not None:
         raise _err(path, "study.task and study.tasks both given: use one")
     given = s.tasks if s.tasks is not None else s.task
     listed = _unique(list(doc.tasks) if given is None else given, "study.tasks", path)
     if not listed:
         raise _err(path, "study.tasks: expected a non-empty list of strings")
-    tasks, task_sources = _task_sources(listed, doc.tasks, path)
+    tasks, task_sources = task_refs(listed, doc.tasks, path)
     methods = _unique(s.methods, "study.methods", path)
-    known = tuple(METHODS)
     for m in methods:
-        if m not in known:
-            raise _err(path, f"study.methods: unknown method '{m}' (known: {', '.join(known)})")
-    factor, models = s.factor, _unique(s.models, "study.models", path)
-    seeds = tuple(range(s.seeds)) if isinstance(s.seeds, int) else s.seeds
-    _unique(seeds, "study.seeds", path)
-    if factor != "pet_size" and len(models) < 2:
-        what = "models" if factor == "model_size" else "checkpoints"
-        raise _err(path, f"study.models: a {factor} study needs at least 2 {what}")
+        if m not in METHODS:
+            raise _err(path, f"study.methods: unknown method '{m}' (known: {', '.join(METHODS)})")
+    models = _unique(s.models, "study.models", path)
+    seeds = _unique(range(s.seeds) if isinstance(s.seeds, int) else s.seeds, "study.seeds", path)
     pet = pet_methods()
-    if factor == "pet_size" and len(models) != 1:
+    if s.factor != "pet_size" and len(models) < 2:
+        what = "models" if s.factor == "model_size" else "checkpoints"
+        raise _err(path, f"study.models: a {s.factor} study needs at least 2 {what}")
+    if s.factor == "pet_size" and len(models) != 1:
         raise _err(path, "study.models: a pet_size study scales one model (give exactly one)")
-    if factor == "pet_size" and any(m not in pet for m in methods):
+    if s.factor == "pet_size" and any(m not in pet for m in methods):
         raise _err(
             path, f"study.methods: a pet_size study takes PET methods only ({', '.join(pet)})"
         )
-    for key in [
-        *doc.data_sizes,
-        *doc.pet_sizes,
-        *(k for k, v in doc.training.items() if isinstance(v, dict)),
-    ]:
-        if key not in methods:
-            table = next(
-                t for t in ("data_sizes", "pet_sizes", "training") if key in getattr(doc, t)
-            )
-            raise _err(path, f"{table}.{key}: '{key}' is not one of study.methods")
-    data_sizes = {m: _sizes(v, f"data_sizes.{m}", path) for m, v in doc.data_sizes.items()}
-    pet_sizes = {}
+    for table in ("data_sizes", "pet_sizes", "training"):
+        for key, value in getattr(doc, table).items():
+            if key not in methods and (table != "training" or isinstance(value, dict)):
+                raise _err(path, f"{table}.{key}: '{key}' is not one of study.methods")
+    data_sizes = _sizes(doc.data_sizes, "data_sizes", path)
     for m in methods:
         if m not in data_sizes:
             raise _err(path, f"data_sizes.{m}: missing (every method needs its data sizes)")
         if m in doc.pet_sizes and m not in pet:
             raise _err(path, f"pet_sizes.{m}: only for the PET methods of study.methods")
-        if m in doc.pet_sizes:
-            sizes = doc.pet_sizes[m]
-            pet_sizes[m] = _sizes(
-                sizes if isinstance(sizes, list) else [sizes], f"pet_sizes.{m}", path
-            )
-        elif m in pet and factor == "pet_size":
+        if m in pet and m not in doc.pet_sizes and s.factor == "pet_size":
             raise _err(path, f"pet_sizes.{m}: a pet_size study needs the sizes of every method")
-        elif m in pet:
-            pet_sizes[m] = (study_pet_size(m),)
-        n = len(pet_sizes.get(m, ()))
-        if factor == "pet_size" and n < 2:
+    given = {m: v if isinstance(v, list) else [v] for m, v in doc.pet_sizes.items()}
+    given = _sizes(given, "pet_sizes", path)
+    pet_sizes = {m: given.get(m, (study_pet_size(m),)) for m in methods if m in pet}
+    for m, sizes in pet_sizes.items():
+        if s.factor == "pet_size" and len(sizes) < 2:
             raise _err(path, f"pet_sizes.{m}: a pet_size study needs at least 2 sizes")
-        if factor != "pet_size" and n > 1:
+        if s.factor != "pet_size" and len(sizes) > 1:
             raise _err(path, f'pet_sizes.{m}: several sizes need factor = "pet_size"')
     allowed = ", ".join(sorted(training_keys()))
     tables = {"": doc.training, **{m: v for m, v in doc.training.items() if isinstance(v, dict)}}
@@ -261,14 +234,14 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
             if key not in training_keys() and (where or not isinstance(table[key], dict)):
                 at = f"training.{where + '.' if where else ''}{key}"
                 raise _err(path, f"unknown key '{at}' (allowed: {allowed})")
-    transfer = _parse(TransferSpec, doc.transfer, "transfer.", path)
+    transfer = validated(TransferSpec, doc.transfer, "transfer.", path)
     if transfer.decode > transfer.sample:
         raise _err(path, "transfer.decode: cannot exceed transfer.sample")
     study = Study(
         name=s.name or (path.stem if path is not None else "study"),
         path=path,
         tasks=tasks,
-        factor=factor,
+        factor=s.factor,
         models=models,
         methods=methods,
         seeds=seeds,
@@ -276,7 +249,7 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
         pet_sizes=pet_sizes,
         training={k: v for k, v in doc.training.items() if not isinstance(v, dict)},
         training_by_method={m: dict(v) for m, v in tables.items() if m},
-        fit=_parse(FitSpec, doc.fit, "fit.", path),
+        fit=validated(FitSpec, doc.fit, "fit.", path),
         transfer=transfer,
         description=s.description,
         task_sources=task_sources,
@@ -285,49 +258,6 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     return study
 
 
-def _task_sources(
-    tasks: tuple[str, ...], tables: dict[str, dict], path: Path | None
-) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
-    """Task names and the sources of user tasks: ``[tasks.NAME]`` tables, and bare data paths
-    in ``study.tasks`` (named after the file). Relative paths are from the study file."""
-    from ftscale.data.user import looks_like_data, make_source, task_ref
-
-    base = path.parent.resolve() if path is not None else None
-    unused = [n for n in tables if n not in tasks]
-    if unused:
-        raise _err(path, f"tasks.{unused[0]}: defined but not in study.tasks")
-    names, sources = [], {}
-    for ref in tasks:
-        try:
-            if ref in tables:
-                src = make_source(tables[ref], name=ref, base=base)
-                name, source = src.task_name, src.to_dict()
-            elif looks_like_data(ref, base):
-                name, source = task_ref(ref, base=base)
-            else:  # a task name: ftscale.study.check says whether it exists
-                name, source = ref, None
-        except UserError as exc:
-            where = f"tasks.{ref}" if ref in tables else "study.tasks"
-            raise _err(path, f"{where}: {exc}") from None
-        if name in names:
-            raise _err(
-                path, f"study.tasks: two tasks are named {name!r}; name them in [tasks.NAME]"
-            )
-        names.append(name)
-        if source is not None:
-            sources[name] = source
-    return tuple(names), sources
-
-
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file (TOML)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("study file not found", path=str(path))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"not valid TOML ({exc})", path=str(path)) from None
-    except UnicodeDecodeError:
-        raise UserError("not a UTF-8 text file", path=str(path)) from None
-    return parse_study(data, path)
+    return parse_study(read_user_toml(path, "study"), Path(path))

@@ -244,7 +244,7 @@ def test_alpha_against_beta_is_stated_only_where_their_intervals_separate():
 
 
 def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
-    from ftscale.report.build import render_markdown
+    from ftscale.report.build import render_markdown, report_sections, report_title
 
     doc = {
         "study": "s",
@@ -269,7 +269,7 @@ def test_an_undefined_closed_form_reads_undefined_not_a_power_of_ten():
             }
         ],
     }
-    md = render_markdown(doc, [], None, [])
+    md = render_markdown(report_sections(doc, [], None, []), report_title(doc))
     [row] = [ln for ln in md.splitlines() if ln.startswith("| FMT vs Prompt")]
     assert "| undefined |" in row and "10^" not in md
     assert "1e+06: 3.2* |" in row
@@ -349,7 +349,7 @@ def test_forgetting_finding_falls_back_to_overlapping_pairs():
 
 
 def test_compute_matched_and_pet_size_sections(built):
-    from ftscale.report.build import render_markdown
+    from ftscale.report.build import render_markdown, report_sections, report_title
 
     _, doc, _ = built
     doc = {
@@ -382,7 +382,7 @@ def test_compute_matched_and_pet_size_sections(built):
             }
         ],
     }
-    md = render_markdown(doc, [], None, [])
+    md = render_markdown(report_sections(doc, [], None, []), report_title(doc))
     assert "## Compute-matched choice (critical training FLOPs)" in md
     # one row per pair, one column per factor value
     assert "| methods | 1e+06 | 1e+07 | cost-model error |" in md
@@ -392,5 +392,6 @@ def test_compute_matched_and_pet_size_sections(built):
     )
     assert "## PET size to use (LoRA rank / prompt length)" in md
     assert "| LoRA | 3000 | 16 | 4 | 3.21 [3.1, 3.3] | 0.01 |" in md
-    plain = render_markdown({**doc, "critical_flops": [], "pet_size_choice": []}, [], None, [])
+    plain_doc = {**doc, "critical_flops": [], "pet_size_choice": []}
+    plain = render_markdown(report_sections(plain_doc, [], None, []), report_title(plain_doc))
     assert "Compute-matched" not in plain and "PET size to use" not in plain
