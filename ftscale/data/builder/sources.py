@@ -21,16 +21,10 @@ from ftscale.data.builder import extract
 from ftscale.data.builder.assemble import Raw, chunk
 from ftscale.errors import UserError
 
-#: Task language code -> (Debian package suffix, help folder name) of the LibreOffice help.
-HELP_LANGS: dict[str, tuple[str, str]] = {
-    "en": ("en-us", "en-US"),
-    "de": ("de", "de"),
-    "zh": ("zh-cn", "zh-CN"),
-    "fr": ("fr", "fr"),
-    "es": ("es", "es"),
-    "tr": ("tr", "tr"),
-    "pt": ("pt", "pt"),
-}
+#: Task languages of the LibreOffice help. Its folder is the language code, or a regional one
+#: (HELP_FOLDERS); its Debian package is ``libreoffice-help-`` + the folder in lower case.
+HELP_LANGS = ("en", "de", "zh", "fr", "es", "tr", "pt")
+HELP_FOLDERS = {"en": "en-US", "zh": "zh-CN"}
 
 #: Monolingual documentation packages: package -> (stream, what is read).
 DOC_PACKAGES: dict[str, tuple[str, str]] = {
@@ -117,15 +111,17 @@ def _release(index_file: Path) -> str:
     return f"{fields.get('Codename', '?')} {fields.get('Date', '?')} ({index_file.name})"
 
 
+def _help_package(code: str) -> str:
+    return f"libreoffice-help-{HELP_FOLDERS.get(code, code).lower()}"
+
+
 def fetch(cache: Path, update_index: bool = True) -> Fetched:
     """Download every source into ``cache`` (kept between runs) and unpack it there."""
     debs_dir, x_dir = cache / "debs", cache / "x"
     debs_dir.mkdir(parents=True, exist_ok=True)
     x_dir.mkdir(parents=True, exist_ok=True)
     packages = sorted(
-        {f"libreoffice-help-{s}" for s, _ in HELP_LANGS.values()}
-        | set(DOC_PACKAGES)
-        | set(GETTEXT_PACKAGES)
+        {_help_package(code) for code in HELP_LANGS} | set(DOC_PACKAGES) | set(GETTEXT_PACKAGES)
     )
     if update_index:
         langs = ",".join(DESCRIPTION_LANGS.values())
@@ -238,8 +234,9 @@ translations in the same database (its Chinese, Schlachter 1951, KJ2000 and othe
 
 def _help_segments(fetched: Fetched) -> dict[str, dict[tuple[str, str], str]]:
     out = {}
-    for code, (suffix, folder) in HELP_LANGS.items():
-        root = fetched.roots[f"libreoffice-help-{suffix}"] / "usr/share/libreoffice/help" / folder
+    for code in HELP_LANGS:
+        folder = HELP_FOLDERS.get(code, code)
+        root = fetched.roots[_help_package(code)] / "usr/share/libreoffice/help" / folder
         out[code] = extract.libreoffice_segments(root)
     return out
 
