@@ -10,6 +10,16 @@ from ftscale.fsutil import atomic_write
 from ftscale.jsonio import to_json_text
 from ftscale.textfmt import fmt_num
 
+#: Where a law command's FITS.json comes from, in its description.
+FITS_FROM = "a fits file written by `ftscale fit --group-by method --out FITS.json`"
+
+
+def fits_command(subparsers: Any, name: str, help: str, description: str) -> Any:
+    """The parser of a law command that reads a fits file (``FITS.json``, its first argument)."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.add_argument("fits", metavar="FITS.json")
+    return p
+
 
 def parse_floats(text: str, flag: str, positive: bool = True) -> list[float]:
     """``"1e9,2e9"`` -> [1e9, 2e9]; anything else is a UserError naming the flag. With

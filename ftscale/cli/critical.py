@@ -6,15 +6,16 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    from ftscale.cli._laws_common import FITS_FROM, fits_command
+
+    p = fits_command(
+        subparsers,
         "critical",
         help="data sizes where two methods' fitted laws predict equal loss",
-        description="Critical finetuning data size between methods, from a fits file written by "
-        "`ftscale fit --group-by method --out FITS.json`. With `--bootstrap N` in that fit, each "
-        "critical size comes with a 95% bootstrap interval and the share of bootstrap draws that "
-        "cross in the range (p_crossing).",
+        description=f"Critical finetuning data size between methods, from {FITS_FROM}. With "
+        "`--bootstrap N` in that fit, each critical size comes with a 95% bootstrap interval and "
+        "the share of bootstrap draws that cross in the range (p_crossing).",
     )
-    p.add_argument("fits", metavar="FITS.json")
     p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
     p.add_argument("--at", help="factor values X1,X2,... (required for two-factor laws)")
     p.add_argument(

@@ -63,20 +63,11 @@ def run(args: argparse.Namespace) -> int:
         for other, col2 in given[i + 1 :]:
             if col == col2:
                 raise UserError(f"{flag} and {other} name the same column {col!r}")
-    doc = fit_table(
-        args.table,
-        law=args.law,
-        factor=args.factor,
-        data=args.data,
-        target=args.target,
-        group_by=[c.strip() for c in args.group_by.split(",") if c.strip()],
-        where=args.where,
-        holdout=args.holdout,
-        space=args.space,
-        huber_delta=args.huber_delta,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-    )
+    group_by = [c.strip() for c in args.group_by.split(",") if c.strip()]
+    # the other options are fit_frame's keywords of the same name
+    names = ("law", "factor", "data", "target", "where", "holdout", "space", "huber_delta")
+    options = {name: getattr(args, name) for name in (*names, "bootstrap", "seed")}
+    doc = fit_table(args.table, group_by=group_by, **options)
     if args.out:
         write_json(args.out, doc)
     slim = {

@@ -6,17 +6,18 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
+    from ftscale.cli._laws_common import FITS_FROM, fits_command
+
+    p = fits_command(
+        subparsers,
         "recommend",
         help="rank finetuning methods by predicted loss (and cost) for a model and data budget",
-        description="Rank methods by predicted loss at factor value X and data size D, from a "
-        "fits file written by `ftscale fit --group-by method --out FITS.json`. With "
-        "--budget-flops F (or --budget-seconds S) instead of --data-size, methods are compared "
-        "at one compute budget: each trains on the data size its fitted cost model affords. "
-        "With --pet-size (automatic for fits over pet_size when --at is not given), the PET "
-        "size to use per method at data size D.",
+        description="Rank methods by predicted loss at factor value X and data size D, from "
+        f"{FITS_FROM}. With --budget-flops F (or --budget-seconds S) instead of --data-size, "
+        "methods are compared at one compute budget: each trains on the data size its fitted "
+        "cost model affords. With --pet-size (automatic for fits over pet_size when --at is not "
+        "given), the PET size to use per method at data size D.",
     )
-    p.add_argument("fits", metavar="FITS.json")
     p.add_argument("--at", help="factor value X (e.g. model size; required for two-factor laws)")
     p.add_argument("--data-size", help="finetuning examples D (not with a budget)")
     budget = p.add_mutually_exclusive_group()
