@@ -6,6 +6,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from ftscale.laws.registry import LAWS
+
     p = subparsers.add_parser(
         "fit",
         help="fit a scaling law (or --law auto: every law, the best by held-out error)",
@@ -13,12 +15,12 @@ def register(subparsers) -> None:
         "(one row per run; CSV/TSV, Parquet or JSONL).",
     )
     p.add_argument("table", metavar="TABLE")
+    laws = " | ".join(LAWS)
     p.add_argument(
         "--law",
         required=True,
         help="auto (every law with --factor's number of factors; the one with the lowest "
-        "cross-validated extrapolation error is marked chosen) | multiplicative | additive | "
-        "power | rectified | multiplicative_rectified | additive_rectified",
+        f"cross-validated extrapolation error is marked chosen) | {laws}",
     )
     p.add_argument(
         "--factor", help="column of the second factor X (model_size, pretrain_tokens, pet_size)"

@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from ftscale.cli._laws_common import FITS_FROM, fits_command
+    from ftscale.laws.recommend import COST_PREFERENCE
 
     p = fits_command(
         subparsers,
@@ -40,10 +41,9 @@ def register(subparsers) -> None:
         default=0.01,
         help="nats/token: cheapest method within this of the best (default 0.01)",
     )
+    costs = ", ".join(COST_PREFERENCE)
     p.add_argument(
-        "--cost",
-        help="cost column to minimise (default: train_seconds, flops, "
-        "peak_mem_bytes, trainable_params, the first every method has)",
+        "--cost", help=f"cost column to minimise (default: {costs}, the first every method has)"
     )
     p.add_argument("--range", default="1,1e12", help="LO,HI data-size range for ranking flips")
     p.add_argument("--json", action="store_true", help="print one JSON object")
