@@ -448,3 +448,13 @@ def test_fit_json_and_text_carry_curve_and_law_health(capsys, tmp_path):
     assert len(health) == 2
     assert "loss rises from 800 to 1,200 examples" in health[0]
     assert "group method=off" in health[1] and "does not extrapolate" in health[1]
+
+
+def test_fit_help_lists_every_registered_law(capsys, monkeypatch):
+    from ftscale.laws.registry import LAWS
+
+    monkeypatch.setitem(LAWS, "toy_help_law", LAWS["power"])  # a law added by one registry line
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(f"| {name}" in out for name in LAWS)

@@ -45,6 +45,22 @@ def test_bad_study_names_the_key(mutate, key):
     assert key in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("table", "method", "value", "message"),
+    [
+        ("data_sizes", "fmt", "many", "data_sizes.fmt: must be a list, got 'many'"),
+        ("data_sizes", "fmt", [100, "x"], "data_sizes.fmt: must be an integer, got 'x'"),
+        ("data_sizes", "fmt", [100, 100], "data_sizes.fmt: repeated values [100, 100]"),
+        ("pet_sizes", "lora", 0, "pet_sizes.lora: must be positive, got 0"),
+    ],
+)
+def test_a_bad_size_is_named_by_its_table_and_method(table, method, value, message):
+    # one table of sizes is validated at once; no helper field leaks into the key (".v")
+    with pytest.raises(UserError) as exc:
+        parse_study(_with(lambda d: d.setdefault(table, {}).update({method: value})))
+    assert str(exc.value) == message
+
+
 def test_pet_size_study_plans_every_size():
     d = simulated_study()
     d["study"].update(factor="pet_size", models=["sim-1e6"], methods=["lora"])
