@@ -213,9 +213,6 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     factor, models = s.factor, _unique(s.models, "study.models", path)
     seeds = tuple(range(s.seeds)) if isinstance(s.seeds, int) else s.seeds
     _unique(seeds, "study.seeds", path)
-    if factor != "pet_size" and len(models) < 2:
-        what = "models" if factor == "model_size" else "checkpoints"
-        raise _err(path, f"study.models: a {factor} study needs at least 2 {what}")
     pet = pet_methods()
     if factor == "pet_size" and len(models) != 1:
         raise _err(path, "study.models: a pet_size study scales one model (give exactly one)")
