@@ -51,14 +51,15 @@ from ftscale.study.store import RunStore
 from ftscale.textfmt import fmt_size
 
 
-def expand_laws(laws: tuple[str, ...] | list[str]) -> list[str]:
-    """The study's ``fit.laws`` with ``"auto"`` replaced by every two-factor law of the
-    registry marked ``in_auto`` (in its order), duplicates dropped."""
+def expand_laws(laws: tuple[str, ...] | list[str], n_factors: int = 2) -> list[str]:
+    """The study's ``fit.laws`` with ``"auto"`` replaced by every law of the registry with
+    ``n_factors`` factors marked ``in_auto`` (in its order), duplicates dropped. A study of one
+    model (one factor value) expands ``"auto"`` to the one-factor laws of the data size alone."""
     from ftscale.laws.registry import LAWS
 
     out: list[str] = []
     for name in laws:
-        auto = [k for k, c in LAWS.items() if c.n_factors == 2 and c.in_auto]
+        auto = [k for k, c in LAWS.items() if c.n_factors == n_factors and c.in_auto]
         out += auto if name == "auto" else [name]
     return list(dict.fromkeys(out))
 
@@ -70,7 +71,8 @@ def holdout_mask(points, study: Study | FitSpec) -> np.ndarray:
     fit = study.fit if isinstance(study, Study) else study
     mask = np.zeros(len(points), dtype=bool)
     for col in fit.holdout_largest:
-        if col in points and points[col].notna().any():
+        # a column with one value (a study of one model) has no largest value to hold out
+        if col in points and points[col].nunique() > 1:
             vals = points[col].astype(float)
             mask |= (vals == vals.max()).to_numpy()
     if fit.holdout:
@@ -143,7 +145,7 @@ def fit_points(
                 }
             )
         chosen_groups: dict[str, list[dict[str, Any]]] = {}
-        for law_name in expand_laws(fit.laws):
+        for law_name in expand_laws(fit.laws, 1 if pts[factor].nunique() == 1 else 2):
             # a one-factor law is fitted at each factor value on its own
             if get_law(law_name).n_factors == 2:
                 parts = [(None, np.ones(len(g), dtype=bool))]
@@ -375,11 +377,11 @@ def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
     """Per task, the methods' two-factor fits of ``law`` (see :func:`contexts_of`); ``law``
     None: each method's chosen law (:func:`ftscale.analysis.calibrate.choose`; methods may
     then differ in law)."""
+    # a study of one model has no two-factor fits: its one-factor fits at that model compare
+    pool = [f for f in fits if f["factor"] is not None] or fits
     if law is None:
-        return contexts_of(
-            [f for f in fits if f.get("chosen") and f["factor"] is not None], mixed=True
-        )
-    return contexts_of([f for f in fits if f["law"] == law and f["factor"] is not None])
+        return contexts_of([f for f in pool if f.get("chosen")], mixed=True)
+    return contexts_of([f for f in pool if f["law"] == law])
 
 
 def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:

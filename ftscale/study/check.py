@@ -57,7 +57,7 @@ def check_study_resources(study: Study) -> None:
             infos.append(model_info(name))
         except UserError as exc:
             raise UserError(f"study.models: {name}: {exc}", path=where) from None
-    if study.factor == "model_size" and len({i.model_size for i in infos}) < 2:
+    if study.factor == "model_size" and len(infos) > 1 and len({i.model_size for i in infos}) < 2:
         raise UserError(
             "study.factor: model_size does not vary across study.models (every model has "
             f"{infos[0].model_size:,} parameters); give models of different sizes",
@@ -72,7 +72,7 @@ def check_study_resources(study: Study) -> None:
                 "say); a pretrain_tokens study needs checkpoints that record it",
                 path=where,
             )
-        if len(set(tokens)) < 2:
+        if len(tokens) > 1 and len(set(tokens)) < 2:
             raise UserError(
                 "study.factor: pretrain_tokens does not vary across study.models (every "
                 f"checkpoint saw {tokens[0]:,} tokens); give checkpoints of one model at "

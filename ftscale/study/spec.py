@@ -198,9 +198,6 @@ def parse_study(data: dict[str, Any], path: Path | None = None) -> Study:
     models = _unique(s.models, "study.models", path)
     seeds = _unique(range(s.seeds) if isinstance(s.seeds, int) else s.seeds, "study.seeds", path)
     pet = pet_methods()
-    if s.factor != "pet_size" and len(models) < 2:
-        what = "models" if s.factor == "model_size" else "checkpoints"
-        raise _err(path, f"study.models: a {s.factor} study needs at least 2 {what}")
     if s.factor == "pet_size" and len(models) != 1:
         raise _err(path, "study.models: a pet_size study scales one model (give exactly one)")
     if s.factor == "pet_size" and any(m not in pet for m in methods):

@@ -21,7 +21,7 @@ def _with(mutate):
         (lambda d: d.update(extra={}), "extra"),
         (lambda d: d["study"].update(factor="width"), "study.factor"),
         (lambda d: d["study"].update(methods=["fmt", "qlora"]), "study.methods"),
-        (lambda d: d["study"].update(models=["sim-1e5"]), "study.models"),
+        (lambda d: d["study"].update(models=["sim-1e5", "sim-1e5"]), "study.models"),
         (lambda d: d["study"].update(seeds=0), "study.seeds"),
         (lambda d: d["data_sizes"].update(fmt=[100, -5]), "data_sizes.fmt"),
         (lambda d: d["data_sizes"].pop("lora"), "data_sizes.lora"),
