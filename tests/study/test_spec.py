@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,13 @@ def test_keys_change_when_a_models_weights_change(tmp_path):
     assert len(changed) == sum(r.spec["model"] == str(ck) for r in a) > 0
     # the other model's runs keep their keys
     assert {r.run_key for r in a if r.spec["model"] == "sim-1e6"} <= {r.run_key for r in b}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(str(p) for p in (Path(__file__).parents[2] / "examples").glob("*.toml")),
+    ids=lambda p: Path(p).name,
+)
+def test_every_shipped_example_study_parses(path):
+    study = load_study(path)
+    assert study.models and study.methods
