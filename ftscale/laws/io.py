@@ -68,11 +68,13 @@ def chosen_records(
     """The joint fit records (a factor fitted) by (task, method): of ``law`` if given, else each
     group's chosen law (``"chosen": true``: law choice by held-out error), else the group's
     first listed joint fit (the study's first law). Never a law's name: any registered law
-    can be the one used."""
+    can be the one used. Without joint fits (a study of one model), its one-factor fits."""
     out: dict[tuple[Any, Any], dict[str, Any]] = {}
+    # a study of one model has no joint fits: its one-factor fits (at that model) stand in
+    joint = any(f.get("factor") is not None for f in fits)
     for f in fits:
         key = (f["group"].get("task"), f["group"].get("method"))
-        if f.get("factor") is None or (task is not None and key[0] != task):
+        if (joint and f.get("factor") is None) or (task is not None and key[0] != task):
             continue
         if law is not None:
             if f["law"] == law:

@@ -64,3 +64,12 @@ def test_one_model_fits_data_laws_and_answers():
     assert answer["best"] == "fmt" and answer["data_size"] == 256  # FMT wins at the largest size
     crit = [c for c in doc["critical"] if set(c["methods"]) == {"fmt", "lora"}]
     assert crit, doc["critical"]
+
+
+def test_the_report_draws_the_one_factor_fits_of_one_model():
+    from ftscale.laws.io import chosen_records
+
+    doc = fit_points(_points(), "model_size", FitSpec(laws=("auto",), bootstrap=0))
+    chosen = chosen_records(doc["fits"])
+    assert set(chosen) == {("t", "fmt"), ("t", "lora")}
+    assert all(f.get("chosen") for f in chosen.values())
