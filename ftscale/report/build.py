@@ -88,7 +88,9 @@ def answer_section(doc: dict[str, Any], results, next_runs: dict[str, Any] | Non
         )
     if not facts:
         blocks.append(Text("No answer: no law could be fitted to these runs."))
-    return [Section(f"Answer ({doc['factor'].replace('_', ' ')} scaled)", blocks, key="answer")]
+    one = len({p[doc["factor"]] for p in doc["points"]}) == 1  # a study of one model
+    scaled = "data size scaled, one model" if one else f"{doc['factor'].replace('_', ' ')} scaled"
+    return [Section(f"Answer ({scaled})", blocks, key="answer")]
 
 
 def next_runs_section(next_runs: dict[str, Any] | None) -> Section:
