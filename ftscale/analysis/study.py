@@ -257,6 +257,7 @@ def answer_of(
                 for r in rec["ranking"]:
                     r["p_best"] = probs[r["method"]]
                 rec["p_best"], rec["n_draws"] = probs[rec["best"]], n_draws
+            capped = cap_p_best(rec, flagged)
             for r in rec["ranking"]:
                 r["predictive_interval"] = _predictive(laws[r["method"]], x, d)
             entry.update(
@@ -264,6 +265,7 @@ def answer_of(
                 p_best=rec["p_best"],
                 n_draws=rec["n_draws"],
                 p_best_widened=sorted(flagged),
+                p_best_draws=capped,
                 ranking=[
                     {
                         k: r.get(k)
@@ -311,6 +313,27 @@ def answer_of(
         entry["text"] = answer_text(entry, factor)
         out.append(entry)
     return {"factor": factor, "law": law or "auto", "tasks": out}
+
+
+#: The highest P(best) an answer shows while the health checks say a compared method's law
+#: does not extrapolate: its draws, even widened by its held-out error, claim more than the law
+#: has shown it can deliver, so the answer reads "at most" this (``p_best_draws`` keeps the
+#: share of draws).
+P_BEST_FLAGGED_CAP = 0.9
+
+
+def cap_p_best(rec: dict[str, Any], flagged: dict[str, Any]) -> float | None:
+    """Cap a recommendation's ``p_best`` (and its best method's in ``ranking``) at
+    :data:`P_BEST_FLAGGED_CAP` when a compared method's law is ``flagged`` by the health
+    checks; returns the share of draws it replaced (None when nothing was capped)."""
+    p = rec.get("p_best")
+    if not flagged or p is None or p <= P_BEST_FLAGGED_CAP:
+        return None
+    rec["p_best"] = P_BEST_FLAGGED_CAP
+    for r in rec["ranking"]:
+        if r["method"] == rec["best"]:
+            r["p_best"] = P_BEST_FLAGGED_CAP
+    return float(p)
 
 
 def law_summary(fits: list[dict[str, Any]], rec: dict[str, Any]) -> dict[str, Any]:
