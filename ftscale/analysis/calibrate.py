@@ -313,6 +313,7 @@ def choose(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     )
     for r in records:
         r["chosen"] = r is best
+    set_weights(records)
     if best.get("cv_error") is None:
         best["why"] = "no cross-validation fold could be fitted; the first law listed is used"
     else:
@@ -325,3 +326,22 @@ def choose(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         if r is not best:
             r["why"] = f"not chosen: {best['law']} was chosen by cross-validation"
     return best
+
+
+def set_weights(records: list[dict[str, Any]]) -> None:
+    """Set ``weight`` on one group's records: the share of its draws that each law brings to
+    the group's pooled draws (:class:`ftscale.laws.mixture.LawMixture`), by inverse
+    cross-validated mean squared error (Bates and Granger's forecast combination), over the
+    converged fits with CV points of the choice folds; 0 for the others."""
+    inv = []
+    for r in records:
+        errs = [
+            (c["observed"] - c["predicted"]) ** 2
+            for c in r.get("cv_points") or []
+            if c["fold"] in CHOICE_FOLDS
+        ]
+        ok = r.get("converged", True) and errs and np.all(np.isfinite(errs))
+        inv.append(1.0 / max(float(np.mean(errs)), 1e-12) if ok else 0.0)
+    total = sum(inv)
+    for r, v in zip(records, inv, strict=True):
+        r["weight"] = v / total if total > 0 else float(r.get("chosen", False))

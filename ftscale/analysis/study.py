@@ -399,10 +399,38 @@ def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
     None: each method's chosen law (:func:`ftscale.analysis.calibrate.choose`; methods may
     then differ in law)."""
     if law is None:
-        return contexts_of(
+        out = contexts_of(
             [f for f in fits if f.get("chosen") and f["factor"] is not None], mixed=True
         )
+        for _, laws in out:
+            for m, (est, rec) in laws.items():
+                laws[m] = (averaged(fits, est, rec), rec)
+        return out
     return contexts_of([f for f in fits if f["law"] == law and f["factor"] is not None])
+
+
+def averaged(fits: list[dict[str, Any]], est: Any, rec: dict[str, Any]) -> Any:
+    """The chosen law ``est`` (of record ``rec``) with its draws pooled with those of the
+    other laws fitted to the same group, by their ``weight``
+    (:func:`ftscale.analysis.calibrate.set_weights`): a :class:`LawMixture` whose point
+    predictions are the chosen law's; ``est`` itself where no other law has weight or
+    draws."""
+    from ftscale.laws.io import law_from_record
+    from ftscale.laws.mixture import LawMixture
+
+    others = [
+        f
+        for f in fits
+        if f is not rec
+        and f["group"] == rec["group"]
+        and f["factor"] is not None
+        and f.get("weight")
+        and f.get("bootstrap_params")
+    ]
+    if not others or est.bootstrap_params_ is None or not rec.get("weight"):
+        return est
+    members = [(est, rec["weight"])] + [(law_from_record(f), f["weight"]) for f in others]
+    return LawMixture(members, seed=int(rec.get("seed") or 0))
 
 
 def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         required=True,
         help="auto (every law with --factor's number of factors; the one with the lowest "
         "cross-validated extrapolation error is marked chosen) | multiplicative | additive | "
-        "power | rectified | multiplicative_rectified | additive_rectified",
+        "power | rectified | multiplicative_rectified | additive_rectified | lin_rectified",
     )
     p.add_argument(
         "--factor", help="column of the second factor X (model_size, pretrain_tokens, pet_size)"

@@ -202,3 +202,16 @@ def test_p_best_is_capped_while_a_compared_law_does_not_extrapolate():
     text = answer_text(entry, "model_size")
     assert "P(best) at most 0.90 (1.00 over 100 bootstrap draws" in text
     assert "does not extrapolate" in text and "P(best) 1.00" not in text
+
+
+def test_weights_are_inverse_cv_mean_squared_errors():
+    from ftscale.analysis.calibrate import set_weights
+
+    def rec(law, errs, converged=True):
+        pts = [{"fold": "factor", "observed": 1.0 + e, "predicted": 1.0} for e in errs]
+        return {"law": law, "cv_points": pts, "converged": converged, "params": {}}
+
+    recs = [rec("a", [0.01, 0.01]), rec("b", [0.02, 0.02]), rec("c", [0.001], converged=False)]
+    set_weights(recs)
+    # 1 / 1e-4 and 1 / 4e-4: 0.8 and 0.2; a fit that did not converge brings no draws
+    assert [r["weight"] for r in recs] == pytest.approx([0.8, 0.2, 0.0])
