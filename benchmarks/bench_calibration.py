@@ -17,13 +17,15 @@ benchmark (multiplicative and additive laws, the answer from the multiplicative 
 bootstrap refits resampling the seed-mean points, no cross-validation; its held-out intervals
 are the bootstrap's prediction intervals); "new" is ``study fit``'s default (``laws =
 ["auto"]``: every two-factor law, chosen per method by cross-validated extrapolation error,
-parametric bootstrap from the noise model widened by the CV errors; ftscale.analysis.calibrate).
+parametric bootstrap from the noise model widened by the CV errors, the critical data sizes and
+P(best) from the draws of all the laws pooled by inverse CV error; ftscale.analysis.calibrate).
 
 Prints, for both: ``coverage_heldout`` (share of held-out seed-mean points of the used law inside
 their 95% interval), ``coverage_critical`` (share of true critical data sizes, at each model
 size where the truth crosses in SCOPE (10..1e5 examples, searched there for the fit too),
 inside the fit's 95% interval; a crossing the fit
-gives no interval for counts as missed; the baseline's interval is today's
+gives no interval for counts as missed; ``critical_bounded``, the share of those intervals with
+both ends, and ``critical_median_decades``, their median width, say how much they tell; the baseline's interval is today's
 ``critical_data_size_ci``, over the draws that cross, the new one ``critical_data_size_interval``,
 over all draws, a draw without a crossing counting as one beyond the range), ``reliability_pbest`` (among recommendations, at each
 model size at the largest data size all methods ran, and the study's answer, those with P(best)
@@ -40,7 +42,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -180,7 +181,9 @@ def score(doc: dict, study: dict, law: str | None, ci_key: str) -> dict:
             if truth is None:
                 continue
             ci = p.get(ci_key)
-            crit.append(bool(ci and ci[0] is not None and ci[0] <= truth <= (ci[1] or math.inf)))
+            inside = bool(ci and ci[0] is not None and ci[0] <= truth <= (ci[1] or math.inf))
+            bounded = bool(ci and ci[0] is not None and ci[1] is not None)
+            crit.append((inside, math.log10(ci[1] / ci[0]) if bounded else math.inf))
     sure = []
     for r in doc["recommendations"] + doc["answer"]["tasks"]:
         if r.get("p_best") is not None and r["p_best"] >= 0.95:
@@ -196,8 +199,16 @@ def summarize(parts: list[dict], seconds: float) -> dict:
         "coverage_heldout": float(np.mean([h[0] for h in held])) if held else None,
         "n_heldout": len(held),
         "mean_abs_heldout_error": float(np.mean([h[1] for h in held])) if held else None,
-        "coverage_critical": float(np.mean(crit)) if crit else None,
+        "coverage_critical": float(np.mean([c[0] for c in crit])) if crit else None,
         "n_critical": len(crit),
+        # how much the intervals say: the share with both ends inside SCOPE's search, and
+        # their median width (decades of data size)
+        "critical_bounded": float(np.mean([np.isfinite(c[1]) for c in crit])) if crit else None,
+        "critical_median_decades": (
+            float(np.median([c[1] for c in crit if np.isfinite(c[1])]))
+            if any(np.isfinite(c[1]) for c in crit)
+            else None
+        ),
         "reliability_pbest": float(np.mean(sure)) if sure else None,
         "n_confident": len(sure),
         "fit_seconds": seconds,
@@ -232,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         # today's answer used the multiplicative fits
         res["baseline"].append(score(doc, study, "multiplicative", "critical_data_size_ci"))
         t = time.perf_counter()
-        doc = fit_points(pts, "model_size", replace(new_spec), f"sim{i}")
+        doc = fit_points(pts, "model_size", new_spec, f"sim{i}")
         secs["new"] += time.perf_counter() - t
         res["new"].append(score(doc, study, None, "critical_data_size_interval"))
         if not args.json:

@@ -125,7 +125,8 @@ def fit_frame(
         row = df.loc[df[data] == 0].iloc[0]
         raise UserError(
             f"{data} 0 (a zero-shot point) needs a law with a pre-learned data size "
-            f"(rectified, multiplicative_rectified, additive_rectified); the {law} law has none",
+            f"({', '.join(k for k, c in LAWS.items() if c.accepts_zero_data)}); the {law} law "
+            "has none",
             path=path,
             line=int(row[tables.ROW]) if tables.ROW in df.columns else None,
         )

@@ -146,15 +146,23 @@ def answer_text(entry: dict[str, Any], factor: str) -> str:
     if entry["p_best"] is None:
         certainty = "no bootstrap draws, so no certainty"
     else:
+        drawn = entry.get("p_best_draws")
         certainty = (
             f"P(best) {entry['p_best']:.2f} over {entry['n_draws']} bootstrap draws of the laws"
+            if drawn is None
+            else f"P(best) at most {entry['p_best']:.2f} ({drawn:.2f} over "
+            f"{entry['n_draws']} bootstrap draws of the laws, capped"
         )
         if entry.get("p_best_widened"):
+            flagged = ", ".join(method_label(m) for m in entry["p_best_widened"])
             certainty += (
-                " (widened by the held-out error of "
-                + ", ".join(method_label(m) for m in entry["p_best_widened"])
-                + ", whose law does not extrapolate)"
+                f" (widened by the held-out error of {flagged}, whose law does not extrapolate)"
+                if drawn is None
+                else f": the law of {flagged} does not extrapolate, and its draws, widened by "
+                "its held-out error, cannot say more)"
             )
+        elif drawn is not None:
+            certainty += ")"
 
     def loss(r: dict[str, Any]) -> str:
         iv = r.get("predictive_interval")

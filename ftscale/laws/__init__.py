@@ -5,7 +5,10 @@ Law forms (one file each, registered in :data:`ftscale.laws.registry.LAWS`):
 - ``multiplicative``: L = A * X^-alpha * D^-beta + E        (the paper's Eq. 1)
 - ``additive``:       L = A * X^-alpha + B * D^-beta + E
 - ``power``:          L = A * D^-beta + E
-- ``rectified``:      L = B / (D_l + D^beta) + E
+- ``rectified``:      L = B / (D_l + D^beta) + E                (Lin et al. 2024)
+- ``multiplicative_rectified``: L = A * X^-alpha * (D + D_l)^-beta + E
+- ``additive_rectified``:       L = A * X^-alpha + B * (D + D_l)^-beta + E
+- ``lin_rectified``:            L = A * X^-alpha / (D_l + D^beta) + E
 
 X is a scaling factor (model parameters, pretraining tokens, PET size), D the finetuning data
 size (examples), L a loss in nats/token. Estimator style: ``get_law("multiplicative")()

@@ -28,12 +28,17 @@ class AdditiveLaw(ScalingLaw):
     @staticmethod
     def log_pred(theta, x, d):
         a, alpha, b, beta, e = (theta[:, k, None] for k in range(5))
-        u1 = a - alpha * x
-        u2 = b - beta * d
-        m = np.maximum(np.maximum(u1, u2), e)
-        e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(e - m)
-        tot = e1 + e2 + e3
-        lp = m + np.log(tot)
-        w1, w2, w3 = e1 / tot, e2 / tot, e3 / tot
+        lp, (w1, w2, w3) = log_sum3(a - alpha * x, b - beta * d, e)
         g = np.stack([w1, -x * w1, w2, -d * w2, w3], axis=-1)
         return lp, g
+
+
+def log_sum3(
+    u1: np.ndarray, u2: np.ndarray, u3: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """log(e^u1 + e^u2 + e^u3) without overflow, and each term's share of the sum (the
+    gradient of the log-sum in u1, u2, u3): the additive forms' three terms."""
+    m = np.maximum(np.maximum(u1, u2), u3)
+    e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(u3 - m)
+    tot = e1 + e2 + e3
+    return m + np.log(tot), (e1 / tot, e2 / tot, e3 / tot)

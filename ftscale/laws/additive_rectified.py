@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftscale.laws.additive import log_sum3
 from ftscale.laws.base import ScalingLaw
 
 
@@ -43,12 +44,6 @@ class AdditiveRectifiedLaw(ScalingLaw):
         a, alpha, b, beta, log_dl, e = (theta[:, k, None] for k in range(6))
         v = np.logaddexp(d, log_dl)  # log(D + D_l)
         s = np.exp(log_dl - v)  # D_l / (D + D_l)
-        u1 = a - alpha * x
-        u2 = b - beta * v
-        m = np.maximum(np.maximum(u1, u2), e)
-        e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(e - m)
-        tot = e1 + e2 + e3
-        lp = m + np.log(tot)
-        w1, w2, w3 = e1 / tot, e2 / tot, e3 / tot
+        lp, (w1, w2, w3) = log_sum3(a - alpha * x, b - beta * v, e)
         g = np.stack([w1, -x * w1, w2, -v * w2, -beta * s * w2, w3], axis=-1)
         return lp, g

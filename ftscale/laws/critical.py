@@ -156,20 +156,22 @@ def _draw_preds(
 
 
 def bootstrap_crossings(
-    law1: ScalingLaw,
-    law2: ScalingLaw,
+    pair: tuple[ScalingLaw, ScalingLaw],
     x: float | None,
-    lo: float = DEFAULT_RANGE[0],
-    hi: float = DEFAULT_RANGE[1],
-    n_grid: int = 2001,
+    span: tuple[float, float] = DEFAULT_RANGE,
+    *,
     maps: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    n_grid: int = 2001,
 ) -> np.ndarray | None:
-    """First crossing (examples) in [lo, hi] of each pair of bootstrap draws (draw k of law 1
-    with draw k of law 2), NaN where a pair does not cross; None when a law has no draws.
+    """First crossing (examples) in ``span`` = [lo, hi] of each pair of bootstrap draws of the
+    two laws of ``pair`` (draw k of law 1 with draw k of law 2), NaN where a pair does not
+    cross; None when a law has no draws.
 
     The same dense log grid as :func:`crossings` brackets each pair's first sign change; all
     brackets are then refined together by bisection to ~1e-12 in log D. ``maps``: a budget
     axis, as in :func:`crossings` (the crossings are then budgets)."""
+    law1, law2 = pair
+    lo, hi = span
     (a1, b1), (a2, b2) = maps or ((0.0, 1.0), (0.0, 1.0))
     d1, d2 = law1.bootstrap_params_, law2.bootstrap_params_
     if d1 is None or d2 is None or len(d1) == 0 or len(d2) == 0:
@@ -240,13 +242,14 @@ def _interval_all(boot: np.ndarray, level: float) -> list[float | None] | None:
 def critical_data_size(
     law1: ScalingLaw,
     law2: ScalingLaw,
-    x: float | None,
+    x: float | None = None,
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
     level: float = DEFAULT_LEVEL,
 ) -> dict:
     """``{"x", "critical_data_size" (first crossing or None), "crossings", "note",
-    "critical_data_size_ci", "p_crossing", "n_draws"}``.
+    "critical_data_size_ci", "p_crossing", "n_draws"}`` at factor value ``x`` (None, the
+    default, for one-factor laws), searched in [lo, hi] (examples).
 
     With bootstrap draws on both laws: ``critical_data_size_ci`` is the ``level`` percentile
     interval [lo, hi] (examples) of the first crossing over the pairs of draws that cross in
@@ -265,7 +268,7 @@ def critical_data_size(
         "p_crossing": None,
         "n_draws": None,
     }
-    boot = bootstrap_crossings(law1, law2, x, lo, hi)
+    boot = bootstrap_crossings((law1, law2), x, (lo, hi))
     if boot is not None:
         out["n_draws"], out["p_crossing"], out["critical_data_size_ci"] = _boot_summary(boot, level)
         out["critical_data_size_interval"] = _interval_all(boot, level)
@@ -313,7 +316,7 @@ def critical_budget(
         "p_crossing": None,
         "n_draws": None,
     }
-    boot = bootstrap_crossings(law1, law2, x, lo, hi, maps=maps)
+    boot = bootstrap_crossings((law1, law2), x, (lo, hi), maps=maps)
     if boot is not None:
         out["n_draws"], out["p_crossing"], out["critical_budget_ci"] = _boot_summary(boot, level)
     return out

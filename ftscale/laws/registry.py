@@ -7,6 +7,7 @@ from ftscale.errors import UserError
 from ftscale.laws.additive import AdditiveLaw
 from ftscale.laws.additive_rectified import AdditiveRectifiedLaw
 from ftscale.laws.base import ScalingLaw
+from ftscale.laws.lin_rectified import LinRectifiedLaw
 from ftscale.laws.multiplicative import MultiplicativeLaw
 from ftscale.laws.multiplicative_rectified import MultiplicativeRectifiedLaw
 from ftscale.laws.power import PowerLaw
@@ -19,6 +20,7 @@ LAWS: dict[str, type[ScalingLaw]] = {
     "rectified": RectifiedLaw,
     "multiplicative_rectified": MultiplicativeRectifiedLaw,
     "additive_rectified": AdditiveRectifiedLaw,
+    "lin_rectified": LinRectifiedLaw,
 }
 
 

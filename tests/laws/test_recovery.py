@@ -13,6 +13,7 @@ TRUTH = {
     "power": {"A": 5.0, "beta": 0.3, "E": 0.8},
     "rectified": {"B": 50.0, "D_l": 20.0, "beta": 0.5, "E": 0.9},
     "multiplicative_rectified": {"A": 300.0, "alpha": 0.3, "beta": 0.4, "D_l": 60.0, "E": 1.0},
+    "lin_rectified": {"A": 300.0, "alpha": 0.3, "beta": 0.4, "D_l": 5.0, "E": 1.0},
     "additive_rectified": {
         "A": 400.0,
         "alpha": 0.34,
@@ -32,7 +33,7 @@ def design(name):
     if name == "additive":
         X, D = np.meshgrid(np.geomspace(1e8, 1e10, 8), np.geomspace(1e8, 1e10, 6))
         return X.ravel(), D.ravel()
-    if name.endswith("_rectified"):
+    if name.endswith("_rectified"):  # lin_rectified too
         # the zero-shot point (D = 0) and the pre-power phase (D < D_l) in the design
         X, D = np.meshgrid(np.geomspace(1e6, 3e7, 5), [0.0, 10, 30, 100, 300, 1000, 3000])
         return X.ravel(), D.ravel()
