@@ -79,8 +79,12 @@ def answer_section(doc: dict[str, Any], results, next_runs: dict[str, Any] | Non
         blocks.append(
             Text(
                 f"{n_done} finished runs of {n_runs} planned ({len(doc['points'])} points, seed "
-                f"means); the {a['law']} law per method, fitted without {n_held} held-out "
-                "points"
+                f"means); the {a['law']} law per method, "
+                + (
+                    f"fitted without {n_held} held-out points"
+                    if n_held
+                    else "fitted to every point"
+                )
                 + (f" and scored on them: error {held} nats/token." if held else ".")
                 + (f" {len(a['flags'])} flags qualify it (below)." if a["flags"] else ""),
                 lead="Rests on:",
