@@ -8,8 +8,8 @@ its ``pretrained_lr``, successive halving). FMT is the exception on a 24 GB mach
 holds every candidate's copy of the trainable parameters with its AdamW moments (~21 GiB for
 Gemma-3-270M's 268M), so its candidates run one at a time, from the smallest rate up, until the
 dev loss rises. Prints one JSON line per run: the rate(s), dev and test loss (nats/token), and
-seconds by phase. ``python scripts/real_model_pilot.py --model gemma3-270m`` (about 40 min on 2
-cores; docs/models.md, "The real-model study")."""
+seconds by phase. ``python scripts/real_model_pilot.py --model gemma3-270m`` (about 45 min of run
+time; docs/models.md, "The real-model study")."""
 
 from __future__ import annotations
 
