@@ -13,6 +13,7 @@ from ftscale.analysis.calibrate import predictive_interval
 from ftscale.analysis.compare import contexts_of, recommend_in
 from ftscale.analysis.health import method_label, range_text
 from ftscale.analysis.prose import _at, _flip_message, answer_text
+from ftscale.laws.io import comparable_fits, law_from_record
 from ftscale.laws.recommend import p_best_of
 from ftscale.textfmt import fmt_size
 
@@ -218,11 +219,11 @@ def widened_p_best(
 
 
 def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
-    """Per task, the methods' two-factor fits of ``law`` (see :func:`contexts_of`); ``law``
+    """Per task, the methods' two-factor fits of ``law`` (one model's one-factor fits where
+    there are none: :func:`ftscale.laws.io.comparable_fits`; see :func:`contexts_of`); ``law``
     None: each method's chosen law (:func:`ftscale.analysis.calibrate.choose`; methods may
     then differ in law)."""
-    # a study of one model has no two-factor fits: its one-factor fits at that model compare
-    pool = [f for f in fits if f["factor"] is not None] or fits
+    pool = comparable_fits(fits)
     if law is None:
         out = contexts_of([f for f in pool if f.get("chosen")], mixed=True)
         for _, laws in out:
@@ -238,7 +239,6 @@ def averaged(fits: list[dict[str, Any]], est: Any, rec: dict[str, Any]) -> Any:
     (:func:`ftscale.analysis.calibrate.set_weights`): a :class:`LawMixture` whose point
     predictions are the chosen law's; ``est`` itself where no other law has weight or
     draws."""
-    from ftscale.laws.io import law_from_record
     from ftscale.laws.mixture import LawMixture
 
     others = [

@@ -62,19 +62,24 @@ def fit_record(
     return rec
 
 
+def comparable_fits(fits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fit records that compare methods: the joint ones (a factor fitted), or, where there
+    are none (a study of one model), the one-factor fits at that model."""
+    joint = [f for f in fits if f.get("factor") is not None]
+    return joint or list(fits)
+
+
 def chosen_records(
     fits: list[dict[str, Any]], task: str | None = None, law: str | None = None
 ) -> dict[tuple[Any, Any], dict[str, Any]]:
     """The joint fit records (a factor fitted) by (task, method): of ``law`` if given, else each
     group's chosen law (``"chosen": true``: law choice by held-out error), else the group's
     first listed joint fit (the study's first law). Never a law's name: any registered law
-    can be the one used. Without joint fits (a study of one model), its one-factor fits."""
+    can be the one used. Without joint fits, the one-factor fits (:func:`comparable_fits`)."""
     out: dict[tuple[Any, Any], dict[str, Any]] = {}
-    # a study of one model has no joint fits: its one-factor fits (at that model) stand in
-    joint = any(f.get("factor") is not None for f in fits)
-    for f in fits:
+    for f in comparable_fits(fits):
         key = (f["group"].get("task"), f["group"].get("method"))
-        if (joint and f.get("factor") is None) or (task is not None and key[0] != task):
+        if task is not None and key[0] != task:
             continue
         if law is not None:
             if f["law"] == law:
