@@ -1,6 +1,6 @@
 """The study's answer (:func:`answer_of`): per task, the recommended method at the study's
 largest factor value and data size, with P(best) from the laws' draws (pooled across laws by
-their weights: :func:`averaged`), its predictive intervals, and the flags that qualify it;
+their weights: :func:`ftscale.analysis.compare.averaged`), its predictive intervals, and the flags that qualify it;
 P(best) is capped while a compared law does not extrapolate (:func:`cap_p_best`)."""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 
 from ftscale.analysis.calibrate import predictive_interval
-from ftscale.analysis.compare import contexts_of, recommend_in
+from ftscale.analysis.compare import chosen_contexts, recommend_in
 from ftscale.analysis.health import method_label, range_text
 from ftscale.analysis.prose import _at, _flip_message, answer_text
-from ftscale.laws.io import comparable_fits, law_from_record
 from ftscale.laws.recommend import p_best_of
 from ftscale.textfmt import fmt_size
 
@@ -220,39 +219,10 @@ def widened_p_best(
 
 def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
     """Per task, the methods' two-factor fits of ``law`` (one model's one-factor fits where
-    there are none: :func:`ftscale.laws.io.comparable_fits`; see :func:`contexts_of`); ``law``
-    None: each method's chosen law (:func:`ftscale.analysis.calibrate.choose`; methods may
-    then differ in law)."""
-    pool = comparable_fits(fits)
-    if law is None:
-        out = contexts_of([f for f in pool if f.get("chosen")], mixed=True)
-        for _, laws in out:
-            for m, (est, rec) in laws.items():
-                laws[m] = (averaged(fits, est, rec), rec)
-        return out
-    return contexts_of([f for f in pool if f["law"] == law])
-
-
-def averaged(fits: list[dict[str, Any]], est: Any, rec: dict[str, Any]) -> Any:
-    """The chosen law ``est`` (of record ``rec``) with its draws pooled with those of the
-    other laws fitted to the same group, by their ``weight``
-    (:func:`ftscale.analysis.calibrate.set_weights`): a :class:`LawMixture` whose point
-    predictions are the chosen law's; ``est`` itself where no other law has weight or
-    draws."""
-    from ftscale.laws.mixture import LawMixture
-
-    others = [
-        f
-        for f in fits
-        if f is not rec
-        and f["group"] == rec["group"]  # one group: the joint fits, or one model's
-        and f.get("weight")
-        and f.get("bootstrap_params")
-    ]
-    if not others or est.bootstrap_params_ is None or not rec.get("weight"):
-        return est
-    members = [(est, rec["weight"])] + [(law_from_record(f), f["weight"]) for f in others]
-    return LawMixture(members, seed=int(rec.get("seed") or 0))
+    there are none: :func:`ftscale.laws.io.comparable_fits`); ``law`` None: each method's chosen
+    law with the group's draws pooled (:func:`ftscale.analysis.compare.chosen_contexts`;
+    methods may then differ in law)."""
+    return chosen_contexts(fits, law=law)
 
 
 def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:

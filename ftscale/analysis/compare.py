@@ -1,8 +1,11 @@
 """Method comparisons over fit records: critical data sizes and recommendations per context.
 
 Fit records with a ``method`` in their group (a fits file from ``ftscale fit --group-by
-method[,task,...]``, or a study's fits) hold one law per group. Groups that differ only in
-``method`` form a context (e.g. one task); methods are compared within it. ``ftscale critical``
+method[,task,...]``, or a study's fits) hold one or more laws per group; the one used is
+:func:`used_records`' (a named law, else the group's chosen law, its draws pooled with the
+group's other laws by weight: :func:`averaged`), so that ``critical`` and ``recommend`` on a
+study's fits file answer as ``study fit`` does. Groups that differ only in ``method`` form a
+context (e.g. one task); methods are compared within it. ``ftscale critical``
 / ``recommend`` (from a fits file) and ``ftscale study fit`` (from its own fits) share
 :func:`pair_table` and :func:`recommend_in`.
 """
@@ -18,7 +21,7 @@ from ftscale.errors import UserError
 from ftscale.laws.base import ScalingLaw
 from ftscale.laws.cost import predict_cost
 from ftscale.laws.critical import DEFAULT_RANGE, closed_form, critical_budget, critical_data_size
-from ftscale.laws.io import law_from_record, load_fits
+from ftscale.laws.io import comparable_fits, law_from_record, load_fits
 from ftscale.laws.recommend import compute_matched, pet_size_choice, recommend
 
 #: Budget axes: the name of the axis (``--axis``, ``--budget-*``) -> the cost column.
@@ -60,11 +63,72 @@ def contexts_of(
     return out
 
 
-def contexts(
-    path: str, methods: list[str] | None = None
+def used_records(records: list[dict[str, Any]], law: str | None = None) -> list[dict[str, Any]]:
+    """The records a comparison uses, one per group, among the comparable fits
+    (:func:`ftscale.laws.io.comparable_fits`: the joint ones, else the one-factor ones): those of
+    ``law`` if given, else each group's chosen law (``"chosen": true``: law choice by held-out
+    error), else its first record."""
+    pool = comparable_fits(records)
+    if law is not None:
+        return [r for r in pool if r["law"] == law]
+    by_group: dict[str, dict[str, Any]] = {}
+    for rec in pool:
+        key = json.dumps(rec["group"], sort_keys=True, default=str)
+        if key not in by_group or (rec.get("chosen") and not by_group[key].get("chosen")):
+            by_group[key] = rec
+    return list(by_group.values())
+
+
+def averaged(fits: list[dict[str, Any]], est: ScalingLaw, rec: dict[str, Any]) -> ScalingLaw:
+    """The chosen law ``est`` (of record ``rec``) with its draws pooled with those of the
+    other laws fitted to the same group, by their ``weight``
+    (:func:`ftscale.analysis.calibrate.set_weights`): a :class:`LawMixture` whose point
+    predictions are the chosen law's; ``est`` itself where no other law has weight or
+    draws."""
+    from ftscale.laws.mixture import LawMixture
+
+    others = [
+        f
+        for f in fits
+        if f is not rec
+        and f["group"] == rec["group"]  # one group: the joint fits, or one model's
+        and f.get("weight")
+        and f.get("bootstrap_params")
+    ]
+    if not others or est.bootstrap_params_ is None or not rec.get("weight"):
+        return est
+    members = [(est, rec["weight"])] + [(law_from_record(f), f["weight"]) for f in others]
+    return LawMixture(members, seed=int(rec.get("seed") or 0))
+
+
+def chosen_contexts(
+    records: list[dict[str, Any]],
+    methods: list[str] | None = None,
+    path: str | None = None,
+    law: str | None = None,
 ) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
-    """:func:`contexts_of` the records of a fits file."""
-    return contexts_of(load_fits(path), methods, path)
+    """:func:`contexts_of` the :func:`used_records` of ``records``; without ``law``, each
+    method's chosen law with the group's draws pooled (:func:`averaged`), methods free to
+    differ in law."""
+    used = used_records(records, law)
+    out = contexts_of(used, methods, path, mixed=law is None)
+    if law is None:
+        for _, laws in out:
+            for m, (est, rec) in laws.items():
+                laws[m] = (averaged(records, est, rec), rec)
+    return out
+
+
+def contexts(
+    path: str, methods: list[str] | None = None, law: str | None = None
+) -> list[tuple[dict, dict[str, tuple[ScalingLaw, dict]]]]:
+    """:func:`chosen_contexts` of the records of a fits file; a ``law`` it holds no fits of is
+    a UserError naming the laws it does hold."""
+    records = load_fits(path)
+    if law is not None and not used_records(records, law):
+        have = ", ".join(dict.fromkeys(r["law"] for r in comparable_fits(records)))
+        raise UserError(f"no fits of the {law} law (the fits hold: {have})", path=path)
+    return chosen_contexts(records, methods, path, law)
 
 
 def pair_table(
@@ -132,6 +196,7 @@ def critical_pairs(
     at: list[float] | None = None,
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
+    law: str | None = None,
 ) -> dict[str, Any]:
     """``{"range", "pairs": [{"context", "methods", "points": [{"x", "critical_data_size",
     "crossings", "note", "measured_range", "extrapolated", ...}], "closed_form": {"H",
@@ -141,7 +206,7 @@ def critical_pairs(
     if not (0 < lo < hi):
         raise UserError(f"--range must satisfy 0 < LO < HI, got {lo:g},{hi:g}")
     pairs = []
-    for ctx, laws in contexts(path, methods):
+    for ctx, laws in contexts(path, methods, law):
         if len(laws) < 2:
             continue
         first = next(iter(laws.values()))[0]
@@ -163,6 +228,7 @@ def recommend_from_fits(
     cost: str | None = None,
     lo: float = DEFAULT_RANGE[0],
     hi: float = DEFAULT_RANGE[1],
+    law: str | None = None,
 ) -> dict[str, Any]:
     """``{"recommendations": [{"context", "x", "data_size", ...}]}`` with the fields of
     :func:`ftscale.laws.recommend.recommend` per context."""
@@ -171,7 +237,7 @@ def recommend_from_fits(
     if x is not None and not x > 0:
         raise UserError(f"--at must be positive, got {x:g}")
     recs = []
-    for ctx, laws in contexts(path):
+    for ctx, laws in contexts(path, law=law):
         first = next(iter(laws.values()))[0]
         xx = _x(first, x)
         r = recommend_in(laws, xx, data_size, cost=cost, tolerance=tolerance, lo=lo, hi=hi)
@@ -220,13 +286,15 @@ def budget_recommend_in(
     return out
 
 
-def budget_from_fits(path: str, *, x: float | None, budget: float, column: str) -> dict[str, Any]:
+def budget_from_fits(
+    path: str, *, x: float | None, budget: float, column: str, law: str | None = None
+) -> dict[str, Any]:
     """``{"recommendations": [{"context", "x", "budget", "cost_column", "ranking", "best",
     "p_best", "n_draws"}]}``: compute-matched recommendations per context."""
     if not budget > 0:
         raise UserError(f"the budget must be positive, got {budget:g}")
     recs = []
-    for ctx, laws in contexts(path):
+    for ctx, laws in contexts(path, law=law):
         first = next(iter(laws.values()))[0]
         xx = _x(first, x)
         recs.append(
@@ -314,6 +382,7 @@ def critical_budget_pairs(
     methods: list[str] | None = None,
     at: list[float] | None = None,
     rng: tuple[float, float] | None = None,
+    law: str | None = None,
 ) -> dict[str, Any]:
     """``{"axis_column", "range", "pairs": [{"context", "methods", "cost_column",
     "cost_models", "points": [{"x", "critical_budget", ...}]}]}``: :func:`budget_pair_table`
@@ -321,7 +390,7 @@ def critical_budget_pairs(
     if methods is not None and len(methods) < 2:
         raise UserError("--methods needs at least two methods, e.g. fmt,lora")
     pairs = []
-    for ctx, laws in contexts(path, methods):
+    for ctx, laws in contexts(path, methods, law):
         if len(laws) < 2:
             continue
         first = next(iter(laws.values()))[0]

@@ -11,7 +11,10 @@ from ftscale.jsonio import to_json_text
 from ftscale.textfmt import fmt_num
 
 #: Where a law command's FITS.json comes from, in its description.
-FITS_FROM = "a fits file written by `ftscale fit --group-by method --out FITS.json`"
+FITS_FROM = (
+    "a fits file written by `ftscale fit --group-by method --out FITS.json` or `ftscale study "
+    "fit --out FITS.json`"
+)
 
 
 def fits_command(subparsers: Any, name: str, help: str, description: str) -> Any:

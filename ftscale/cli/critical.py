@@ -19,6 +19,11 @@ def register(subparsers) -> None:
     p.add_argument("--methods", help="M1,M2[,...]: pairs of these methods (default: all methods)")
     p.add_argument("--at", help="factor values X1,X2,... (required for two-factor laws)")
     p.add_argument(
+        "--law",
+        help="use this law's fits (default: each group's chosen law, its bootstrap draws pooled "
+        "with the group's other laws by weight, as `study fit` answers)",
+    )
+    p.add_argument(
         "--axis",
         choices=("data", "flops", "seconds"),
         default="data",
@@ -43,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     if args.axis == "data":
         rng = parse_range(args.range or "1,1e12")
-        out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1])
+        out = critical_pairs(args.fits, methods=methods, at=at, lo=rng[0], hi=rng[1], law=args.law)
         key, name, tail = "critical_data_size", "critical_data_size", _data_tail
         extra = ["crossings", "closed_form"]
     else:
         rng = parse_range(args.range) if args.range else None
         column = BUDGET_COLUMNS[args.axis]
-        out = critical_budget_pairs(args.fits, column=column, methods=methods, at=at, rng=rng)
+        out = critical_budget_pairs(
+            args.fits, column=column, methods=methods, at=at, rng=rng, law=args.law
+        )
         key, name, tail = "critical_budget", f"critical_{args.axis}", _budget_tail
         extra = ["data_sizes_there", f"{column}_model_rms_log_error"]
     if args.json:

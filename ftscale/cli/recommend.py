@@ -20,6 +20,11 @@ def register(subparsers) -> None:
         "given), the PET size to use per method at data size D.",
     )
     p.add_argument("--at", help="factor value X (e.g. model size; required for two-factor laws)")
+    p.add_argument(
+        "--law",
+        help="use this law's fits (default: each group's chosen law, its bootstrap draws pooled "
+        "with the group's other laws by weight, as `study fit` answers)",
+    )
     p.add_argument("--data-size", help="finetuning examples D (not with a budget)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         cost=args.cost,
         lo=rng[0],
         hi=rng[1],
+        law=args.law,
     )
     if args.json:
         print_json(out)
@@ -169,7 +175,9 @@ def _run_budget(args: argparse.Namespace, x: float | None) -> int:
     vals = parse_floats(text, flag)
     if len(vals) != 1:
         raise UserError(f"{flag} takes one budget")
-    out = budget_from_fits(args.fits, x=x, budget=vals[0], column=BUDGET_COLUMNS[axis])
+    out = budget_from_fits(
+        args.fits, x=x, budget=vals[0], column=BUDGET_COLUMNS[axis], law=args.law
+    )
     if args.json:
         print_json(out)
         return 0

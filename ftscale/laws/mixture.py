@@ -38,6 +38,7 @@ class LawMixture(ScalingLaw):
         super().__init__(seed=seed)
         self.members = members
         self.main = members[0][0]
+        self.n_factors = self.main.n_factors  # a study of one model pools one-factor laws
         self.params_ = self.main.params_
         rows = []
         w = np.array([max(float(v), 0.0) for _, v in members])

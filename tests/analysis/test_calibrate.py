@@ -215,3 +215,57 @@ def test_weights_are_inverse_cv_mean_squared_errors():
     set_weights(recs)
     # 1 / 1e-4 and 1 / 4e-4: 0.8 and 0.2; a fit that did not converge brings no draws
     assert [r["weight"] for r in recs] == pytest.approx([0.8, 0.2, 0.0])
+
+
+def test_critical_and_recommend_on_a_study_fits_file_answer_as_study_fit(tmp_path):
+    """A study's fits file holds every law of each method; `recommend` and `critical` on it use
+    each method's chosen law with the pooled draws, as the study's own answer does (before,
+    they took each method's last-listed law), and `--law` picks one law."""
+    import json
+    import subprocess
+    import sys
+
+    from ftscale.analysis.compare import critical_pairs, recommend_from_fits
+
+    rng = np.random.default_rng(1)
+    pts = pd.concat(
+        [
+            _points(pre_power, (25, 80, 250, 800), rng=rng, method="fmt"),
+            _points(plain, (12, 40, 125, 400), rng=rng, method="lora"),
+        ],
+        ignore_index=True,
+    )
+    doc = fit_points(pts, "model_size", FitSpec(bootstrap=30))
+    path = tmp_path / "fits.json"
+    path.write_text(json.dumps(doc))
+    chosen = {f["group"]["method"]: f["law"] for f in doc["fits"] if f.get("chosen")}
+    last = {f["group"]["method"]: f["law"] for f in doc["fits"]}
+    assert chosen != last  # the case the old reading got wrong
+    ans = doc["answer"]["tasks"][0]
+    x, d = ans["model_size"], ans["data_size"]
+    (rec,) = recommend_from_fits(str(path), x=x, data_size=d)["recommendations"]
+    assert rec["best"] == ans["best"] and rec["p_best"] == pytest.approx(ans["p_best"])
+    got = {r["method"]: r["predicted_loss"] for r in rec["ranking"]}
+    for r in ans["ranking"]:
+        assert got[r["method"]] == pytest.approx(r["predicted_loss"])
+    (pair,) = critical_pairs(str(path), at=[x])["pairs"]
+    (want,) = [p for p in doc["critical"][0]["points"] if p["x"] == x]
+    assert pair["points"][0]["p_crossing"] == pytest.approx(want["p_crossing"])
+    # one named law: its own fits, the same law for both methods
+    (rec,) = recommend_from_fits(str(path), x=x, data_size=d, law="multiplicative")[
+        "recommendations"
+    ]
+    mult = {f["group"]["method"]: f for f in doc["fits"] if f["law"] == "multiplicative"}
+    from ftscale.laws.io import law_from_record
+
+    for r in rec["ranking"]:
+        law = law_from_record(mult[r["method"]])
+        assert r["predicted_loss"] == pytest.approx(float(law.predict([x], [d])[0]))
+    bad = subprocess.run(
+        [sys.executable, "-m", "ftscale", "recommend", str(path), "--at", str(x)]
+        + ["--data-size", "100", "--law", "power"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "no fits of the power law" in bad.stderr
+    assert "Traceback" not in bad.stderr
