@@ -14,8 +14,13 @@ One fitted law of a group (:func:`ftscale.analysis.fit.fit_group`) is calibrated
   own grid of starts, as the full fit is (not from the full fit's optimum: where the fold's
   points leave a direction of the parameters free, a refit started there stays there and
   "predicts" the points the full fit had seen), and predicts the left-out points; the delta
-  method gives the refit's own variance there. ``cv_error`` is the mean |observed -
-  predicted| over the points left out by the upward folds (nats/token): the error of an
+  method gives the refit's own variance there. Where the fold's points leave a direction
+  free (the additive law on two model sizes: A, alpha and E trade off), many starts reach
+  the same objective (within :data:`ftscale.laws.base.TIE_RTOL`) and extrapolate differently; which one L-BFGS
+  reports first is an accident, so a point's error is the mean |observed - predicted| over
+  all those equally good refits (``error``; on the demo's LoRA the additive law's factor
+  fold: 0.015 for the first refit, 0.06 over the 20 tied ones). ``cv_error`` is the mean
+  error over the points left out by the upward folds (nats/token): the error of an
   extrapolation like the one the answer makes. The law with the lowest one is chosen
   (:func:`choose`); the third fold (crossings below the runs) only widens the draws.
 - **Extrapolation widening.** z_j^2 = r_j^2 / (the refit's variance at j + sd_j^2) says how
@@ -152,7 +157,8 @@ def calibrate(
     Replaces ``est``'s draws by the widened parametric bootstrap (``n_bootstrap`` draws; none
     when 0). Returns the record fields ``cv_error`` (nats/token, None without a fold),
     ``cv_points`` (each left-out point: ``fold``, factor value, data size, ``observed``,
-    ``predicted``), ``noise`` (``seed_sd``, ``lack_of_fit``, ``scale``, ``n_cv``) and
+    ``predicted`` (the refit's), ``error`` (the mean absolute error over the equally good
+    refits), ``n_tied`` (their number)), ``noise`` (``seed_sd``, ``lack_of_fit``, ``scale``, ``n_cv``) and
     ``heldout_points`` (factor value, data size, ``n_seeds``, ``observed``, ``predicted``,
     ``lo``, ``hi``: the 95% predictive interval; null without draws)."""
     cls = type(est)
@@ -192,6 +198,7 @@ def calibrate(
             continue
         xl = None if X is None else X[left]
         pred = f.predict(xl, D[left])
+        tied = tied_predictions(f, xl, D[left])
         var_fit = _linear_var(f, None if X is None else X[rest], D[rest], sd[rest], xl, D[left])
         var = var_fit + obs_var(fit_pts[left])
         for j, k in enumerate(np.flatnonzero(left)):
@@ -205,9 +212,12 @@ def calibrate(
                     data: float(D[k]),
                     "observed": float(y[k]),
                     "predicted": float(pred[j]),
+                    # equally good refits may extrapolate differently: the error of any one
+                    "error": float(np.mean(np.abs(y[k] - np.append(tied[:, j], pred[j])))),
+                    "n_tied": int(tied.shape[0]) + 1,
                 }
             )
-    errs = [abs(c["observed"] - c["predicted"]) for c in cv_points if c["fold"] in CHOICE_FOLDS]
+    errs = [cv_error_of(c) for c in cv_points if c["fold"] in CHOICE_FOLDS]
     finite = [v for v in z2 if np.isfinite(v)]
     scale = 1.0
     if finite:
@@ -232,6 +242,29 @@ def calibrate(
             est, hold_pts, factor=factor, data=data, target=target, obs_var=obs_var, seed=seed
         ),
     }
+
+
+def tied_predictions(est: ScalingLaw, X: np.ndarray | None, D: np.ndarray) -> np.ndarray:
+    """The predictions (nats/token; rows: refits, columns: points) at (``X``, ``D``) of a
+    fitted law's other converged starts that tie its best objective (``tied_theta_``: a flat
+    valley, where the fitted points leave a direction of the parameters free); no rows when
+    the fit is determined, non-finite predictions dropped."""
+    theta = getattr(est, "tied_theta_", None)
+    if theta is None or len(theta) == 0:
+        return np.empty((0, len(D)))
+    x, d = est._logs(X, D)
+    with np.errstate(all="ignore"):
+        lp, _ = est.log_pred(np.asarray(theta, dtype=float), x, d)
+    preds = np.exp(lp)
+    return preds[np.isfinite(preds).all(axis=1)]
+
+
+def cv_error_of(point: dict[str, Any]) -> float:
+    """A CV point's absolute error (nats/token): the mean over the fold's equally good refits
+    (``error``) where the point records it, else |observed - predicted|."""
+    if point.get("error") is not None:
+        return float(point["error"])
+    return abs(point["observed"] - point["predicted"])
 
 
 def predictive_interval(
@@ -356,11 +389,7 @@ def set_weights(records: list[dict[str, Any]]) -> None:
     converged fits with CV points of the choice folds; 0 for the others."""
     inv = []
     for r in records:
-        errs = [
-            (c["observed"] - c["predicted"]) ** 2
-            for c in r.get("cv_points") or []
-            if c["fold"] in CHOICE_FOLDS
-        ]
+        errs = [cv_error_of(c) ** 2 for c in r.get("cv_points") or [] if c["fold"] in CHOICE_FOLDS]
         ok = r.get("converged", True) and errs and np.all(np.isfinite(errs))
         inv.append(1.0 / max(float(np.mean(errs)), 1e-12) if ok else 0.0)
     total = sum(inv)

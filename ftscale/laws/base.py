@@ -22,6 +22,10 @@ from ftscale.errors import ConvergenceWarning, UserError
 from ftscale.laws._blas import single_thread_blas
 from ftscale.laws.optim import batched_lbfgs, huber_objective, multistart, polish
 
+#: Relative objective difference under which two converged starts tie: distinct basins of the
+#: demo's fits differ by 0.5% or more, the points of a flat valley by 1e-12.
+TIE_RTOL = 1e-6
+
 
 class ScalingLaw:
     """A finetuning scaling law L(X, D) (or L(D) for one-factor forms) as an estimator.
@@ -269,6 +273,12 @@ class ScalingLaw:
             fun, starts, free=free, max_iter=self.max_iter, screen=self.screen, bounds=box
         )
         best = self._polish_best(fun, theta, f, free)
+        #: The converged starts (free space) whose objective ties the best: where the points
+        #: leave a direction of the parameters free (a flat valley), these are equally good
+        #: fits that may extrapolate differently (see ftscale.analysis.calibrate).
+        fin = np.isfinite(f)
+        tie = fin & (f <= (f[fin].min() if fin.any() else 0.0) * (1 + TIE_RTOL) + 1e-15)
+        self.tied_theta_ = theta[tie]
         self._theta = best[0]
         self.objective_ = best[1]
         self.converged_ = best[2]
