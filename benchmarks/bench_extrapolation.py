@@ -8,7 +8,8 @@ fitted on its points <= --fit-upto (default: the largest size / 8) and predicts 
 ones. Per table and variant: the mean absolute error (nats/token) over all held-out points,
 and the CPU seconds. Variants are ``LAW`` (the wide table as it is, the zero-shot column
 included where the law has a pre-learned data size) and ``LAW-0`` (``--where "data_size >
-0"``: without the zero-shot column), ``auto`` being ``--law auto``'s chosen fit per model;
+0"``: without the zero-shot column), ``LAW:log`` the same with ``--space log``, ``auto``
+being ``--law auto``'s chosen fit per model;
 ``lin_reference`` is the re-implementation of Lin et al.'s ``fit_our_law``
 (benchmarks/lin_reference.py; with the zero-shot point, as their code fits it).
 
@@ -43,6 +44,8 @@ from ftscale.laws.selection.simulate import simulate_pool  # noqa: E402
 DEFAULT_VARIANTS = (
     "rectified",
     "rectified-0",
+    "rectified:log",
+    "rectified:log-0",
     "rectified_power",
     "rectified_power-0",
     "auto",
@@ -94,11 +97,13 @@ def ours(df: pd.DataFrame, variant: str, upto: float) -> list[float]:
     from ftscale.lawfit import fit_frame
 
     law, no_zero = (variant[:-2], True) if variant.endswith("-0") else (variant, False)
+    law, _, space = law.partition(":")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         doc = fit_frame(
             df,
             law=law,
+            space=space or "linear",
             holdout=f"data_size > {upto}",
             where="data_size > 0" if no_zero else None,
         )
