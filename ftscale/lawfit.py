@@ -70,6 +70,7 @@ def fit_frame(
     seed: int = 0,
     path: str | None = None,
     fixed: dict[str, float] | None = None,
+    id_col: str | None = None,
 ) -> dict[str, Any]:
     """Fit ``law`` per group of a long results table (``law`` "auto": every law of the
     registry with the right number of factors, each group's choice by cross-validated
@@ -85,7 +86,42 @@ def fit_frame(
     (:func:`ftscale.analysis.health.curve_health` over the seed means of all the group's rows,
     each with its ``group``) and the fits that do not extrapolate (their ``health`` with
     ``group``, ``law`` and ``message``).
+
+    A wide table (no ``data`` column, integer column headers: :func:`wide_to_long`) is fitted
+    in its long form: one fit per row (grouped by ``id_col``, default :func:`wide_id_col`)
+    unless ``group_by`` is given; its ``0`` column (the zero-shot loss) is left out, with a
+    note, when no law asked for has a pre-learned data size. ``id_col`` is for wide tables only.
     """
+    pre_notes: list[str] = []
+    if data not in df.columns and any(
+        _size_header(c) is not None for c in df.columns if c != tables.ROW
+    ):
+        id_col = id_col or wide_id_col(df.columns)
+        if id_col is None or id_col not in df.columns:
+            have = ", ".join(repr(str(c)) for c in df.columns if c != tables.ROW)
+            raise UserError(
+                f"missing id column {id_col!r} of the wide table (--id-col; columns: {have})",
+                path=path,
+            )
+        if target in df.columns:
+            raise UserError(
+                f"a wide table (integer column headers are data sizes) cannot also have the "
+                f"target column {target!r}",
+                path=path,
+            )
+        df = wide_to_long(df, id_col=id_col, data=data, target=target, path=path)
+        group_by = list(group_by or [id_col])
+        pre_notes.append(
+            f"wide table: {df[id_col].nunique()} rows, {df[data].nunique()} data sizes "
+            f"(column headers), one fit per "
+            + (repr(id_col) if group_by == [id_col] else "group of " + ", ".join(group_by))
+        )
+    elif id_col is not None:
+        raise UserError(
+            f"--id-col {id_col!r} is for wide tables (integer column headers); this table has "
+            f"a {data!r} column",
+            path=path,
+        )
     if law == "auto":
         names = [k for k, c in LAWS.items() if c.n_factors == (2 if factor else 1) and c.in_auto]
     else:
@@ -121,6 +157,12 @@ def fit_frame(
             path=path,
             line=int(row[tables.ROW]) if tables.ROW in df.columns else None,
         )
+    if pre_notes and (df[data] == 0).any() and not any(c.accepts_zero_data for c in classes):
+        # a wide table's zero-shot column is part of the table, not a choice of the user's
+        df = df[df[data] > 0]
+        pre_notes.append(
+            f"column '0' (zero-shot losses) left out: the {law} law has no pre-learned data size"
+        )
     if (df[data] == 0).any() and not any(c.accepts_zero_data for c in classes):
         row = df.loc[df[data] == 0].iloc[0]
         raise UserError(
@@ -134,7 +176,7 @@ def fit_frame(
     if holdout and held.all():
         raise UserError(f"--holdout {holdout!r} removes every point", path=path)
     options = FitOptions(space=space, huber_delta=huber_delta, bootstrap=bootstrap, seed=seed)
-    fits, notes = [], []
+    fits, notes = [], pre_notes
     health: dict[str, list[dict[str, Any]]] = {"curves": [], "laws": []}
     for group, sub in tables.group_by(df, group_by):
         h = held.loc[sub.index]
@@ -257,6 +299,73 @@ def _covariates(row: pd.Series, cols: list, path: str) -> dict[str, Any]:
     return out
 
 
+def wide_id_col(columns: Any) -> str | None:
+    """The id column of a wide table when none is named: ``model`` if present, else
+    ``config name`` (as published benchmark tables name it), else the first column that is not a
+    data size; None when every column is one."""
+    names = [c for c in columns if c != tables.ROW]
+    for want in ("model", "config name"):
+        if want in names:
+            return want
+    rest = [c for c in names if _size_header(c) is None]
+    return rest[0] if rest else None
+
+
+def wide_to_long(
+    df: pd.DataFrame,
+    *,
+    id_col: str | None,
+    data: str = "data_size",
+    target: str = "loss",
+    path: str | None = None,
+) -> pd.DataFrame | None:
+    """The long form of a wide table (one row per candidate, every column whose header is a
+    non-negative integer a data size in examples, its cells losses in nats/token, ``0`` the
+    zero-shot loss), or None when ``df`` has no such column: one row per (candidate, size
+    column) with ``data`` = the header and ``target`` = the cell, empty cells left out, the
+    other columns (``id_col`` among them) kept as they are, and the candidate's line in
+    ``tables.ROW`` (columns named ``data`` or ``target`` are replaced). A candidate id twice or
+    a loss that is not a positive number is a :class:`UserError` naming the line."""
+    sizes = {c: _size_header(c) for c in df.columns if c not in (id_col, tables.ROW)}
+    size_cols = [c for c, v in sizes.items() if v is not None]
+    if not size_cols:
+        return None
+    df = df.reset_index(drop=True)
+    other = [c for c in df.columns if c not in size_cols and c not in (data, target)]
+    lines = df[tables.ROW] if tables.ROW in df.columns else pd.Series(range(len(df)), df.index)
+    names = df[id_col].astype(str).str.strip()
+    twice = names.duplicated()
+    if twice.any():
+        i = twice.idxmax()
+        raise UserError(
+            f"{id_col} {names[i]!r} appears twice (a wide table has one row per model; "
+            "--id-col names the id column)",
+            path=path,
+            line=int(lines[i]),
+        )
+    values = df[size_cols]
+    empty = values.isna() | values.map(lambda v: isinstance(v, str) and not v.strip())
+    num = values.apply(pd.to_numeric, errors="coerce")
+    bad = ~empty & ~(np.isfinite(num.astype(float)) & (num > 0))
+    if bad.to_numpy().any():
+        r, k = np.argwhere(bad.to_numpy())[0]  # the first in reading order
+        raw = values.iat[r, k]
+        raise UserError(
+            f"loss in column {str(size_cols[k]).strip()!r} must be a positive number, "
+            f"got {raw.item() if hasattr(raw, 'item') else raw!r}",
+            path=path,
+            line=int(lines.iloc[r]),
+        )
+    parts = []
+    for c in size_cols:
+        keep = ~empty[c]
+        parts.append(df.loc[keep, other].assign(**{data: sizes[c], target: num.loc[keep, c]}))
+    long = pd.concat(parts)
+    long[target] = long[target].astype(float)
+    order = np.lexsort((long[data].to_numpy(), long.index.to_numpy()))
+    return long.iloc[order].reset_index(drop=True)
+
+
 def read_candidates(
     path: str, *, id_col: str = "model", data: str = "data_size", target: str = "loss"
 ) -> list:
@@ -278,39 +387,26 @@ def read_candidates(
             f"missing column {id_col!r} (the candidate id; see --id-col); columns: {cols}",
             path=path,
         )
-    sizes = {c: _size_header(c) for c in df.columns if c not in (id_col, tables.ROW)}
-    size_cols = [c for c, v in sizes.items() if v is not None]
-    other = [c for c, v in sizes.items() if v is None]
-    out = []
-    seen: set[str] = set()
-    if size_cols:
+    long = wide_to_long(df, id_col=id_col, data=data, target=target, path=path)
+    if long is not None:
+        other = [c for c in df.columns if c not in (tables.ROW,) and _size_header(c) is None]
+        other.remove(id_col)
+        out = []
+        by_line = dict(iter(long.groupby(tables.ROW, sort=False)))
         for _, row in df.iterrows():
-            line = int(row[tables.ROW])
-            name = str(row[id_col]).strip()
-            if name in seen:
-                raise UserError(f"model {name!r} appears twice", path=path, line=line)
-            seen.add(name)
-            D, L, zero = [], [], None
-            for c in size_cols:
-                raw = row[c]
-                if raw is None or (isinstance(raw, float) and np.isnan(raw)):
-                    continue
-                if isinstance(raw, str) and not raw.strip():
-                    continue
-                v = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
-                if not (np.isfinite(v) and v > 0):
-                    raise UserError(
-                        f"loss in column {str(c).strip()!r} must be a positive number, got {raw!r}",
-                        path=path,
-                        line=line,
-                    )
-                if sizes[c] == 0:
-                    zero = float(v)
-                else:
-                    D.append(sizes[c])
-                    L.append(float(v))
+            pts = by_line.get(row[tables.ROW], long.iloc[:0])
+            zero = pts.loc[pts[data] == 0, target]
+            pts = pts[pts[data] > 0]
             cov = _covariates(row, other, path)
-            out.append(make_curve(name, D, L, zero_shot=zero, **cov))
+            out.append(
+                make_curve(
+                    str(row[id_col]).strip(),
+                    pts[data].to_numpy(float),
+                    pts[target].to_numpy(float),
+                    zero_shot=float(zero.iloc[0]) if len(zero) else None,
+                    **cov,
+                )
+            )
         if all(c.sizes.size == 0 for c in out):
             raise UserError("no losses at a positive data size in the table", path=path)
         return out
@@ -331,6 +427,7 @@ def read_candidates(
             line=int(df.at[idx, tables.ROW]),
         )
     df = df.assign(**{data: d})
+    out = []
     for name, sub in df.groupby(id_col, sort=True):
         pts = sub.groupby(data, as_index=False)[target].mean()
         zero = pts.loc[pts[data] == 0, target]

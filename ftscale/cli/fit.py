@@ -11,8 +11,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "fit",
         help="fit a scaling law (or --law auto: every law, the best by held-out error)",
-        description="Fit a finetuning scaling law per group of a long results table "
-        "(one row per run; CSV/TSV, Parquet or JSONL).",
+        description="Fit a finetuning scaling law per group of a results table (CSV/TSV, "
+        "Parquet or JSONL): long (one row per run, a data-size column) or wide (one row per "
+        "model, every integer column header a data size in examples with losses as cells, "
+        "'0' the zero-shot loss; one fit per row unless --group-by is given).",
     )
     p.add_argument("table", metavar="TABLE")
     laws = " | ".join(LAWS)
@@ -32,7 +34,16 @@ def register(subparsers) -> None:
         help="loss column, nats/token (default loss; also e.g. forgetting, forget_loss); "
         "a group with a seed-mean target <= 0 is not fitted",
     )
-    p.add_argument("--group-by", default="", help="comma-separated columns, one fit per group")
+    p.add_argument(
+        "--group-by",
+        default="",
+        help="comma-separated columns, one fit per group (a wide table: default --id-col)",
+    )
+    p.add_argument(
+        "--id-col",
+        help="a wide table's model id column (default: model if present, else 'config name' "
+        "if present, else the first column that is not a data size); an id twice is an error",
+    )
     p.add_argument("--where", help="keep rows where EXPR holds, e.g. 'method == \"lora\"'")
     p.add_argument("--holdout", help="rows where EXPR holds are held out and scored (Delta_h)")
     p.add_argument("--space", choices=("linear", "log"), default="linear")
@@ -68,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     group_by = [c.strip() for c in args.group_by.split(",") if c.strip()]
     # the other options are fit_frame's keywords of the same name
     names = ("law", "factor", "data", "target", "where", "holdout", "space", "huber_delta")
+    names += ("id_col",)
     options = {name: getattr(args, name) for name in (*names, "bootstrap", "seed")}
     doc = fit_table(args.table, group_by=group_by, **options)
     if args.out:

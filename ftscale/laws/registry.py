@@ -12,6 +12,7 @@ from ftscale.laws.multiplicative import MultiplicativeLaw
 from ftscale.laws.multiplicative_rectified import MultiplicativeRectifiedLaw
 from ftscale.laws.power import PowerLaw
 from ftscale.laws.rectified import RectifiedLaw
+from ftscale.laws.rectified_power import RectifiedPowerLaw
 
 LAWS: dict[str, type[ScalingLaw]] = {
     "multiplicative": MultiplicativeLaw,
@@ -21,6 +22,7 @@ LAWS: dict[str, type[ScalingLaw]] = {
     "multiplicative_rectified": MultiplicativeRectifiedLaw,
     "additive_rectified": AdditiveRectifiedLaw,
     "lin_rectified": LinRectifiedLaw,
+    "rectified_power": RectifiedPowerLaw,
 }
 
 

@@ -12,6 +12,7 @@ TRUTH = {
     "additive": {"A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28, "E": 1.69},
     "power": {"A": 5.0, "beta": 0.3, "E": 0.8},
     "rectified": {"B": 50.0, "D_l": 20.0, "beta": 0.5, "E": 0.9},
+    "rectified_power": {"B": 200.0, "D_l": 20.0, "beta": 0.6, "gamma": 1.5, "E": 0.9},
     "multiplicative_rectified": {"A": 300.0, "alpha": 0.3, "beta": 0.4, "D_l": 60.0, "E": 1.0},
     "lin_rectified": {"A": 300.0, "alpha": 0.3, "beta": 0.4, "D_l": 5.0, "E": 1.0},
     "additive_rectified": {
@@ -38,6 +39,8 @@ def design(name):
         X, D = np.meshgrid(np.geomspace(1e6, 3e7, 5), [0.0, 10, 30, 100, 300, 1000, 3000])
         return X.ravel(), D.ravel()
     assert cls.n_factors == 1
+    if cls.accepts_zero_data:  # the zero-shot point too
+        return None, np.concatenate([[0.0], np.geomspace(10, 1e5, 20)])
     return None, np.geomspace(10, 1e5, 14)
 
 
