@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftscale.laws.multiplicative_rectified import MultiplicativeRectifiedLaw
+from ftscale.laws.rectified import pre_learned_term
 
 
 class LinRectifiedLaw(MultiplicativeRectifiedLaw):
@@ -33,10 +34,7 @@ class LinRectifiedLaw(MultiplicativeRectifiedLaw):
     @staticmethod
     def log_pred(theta, x, d):
         a, alpha, beta, log_dl, e = (theta[:, k, None] for k in range(5))
-        zero = ~np.isfinite(d)  # D = 0: D^beta = 0 whatever beta
-        dd = np.where(zero, 0.0, d)
-        v = np.logaddexp(log_dl, np.where(zero, -np.inf, beta * dd))  # log(D_l + D^beta)
-        s = np.exp(log_dl - v)  # D_l / (D_l + D^beta)
+        dd, v, s = pre_learned_term(log_dl, beta, d)
         u = a - alpha * x - v
         lp = np.logaddexp(u, e)
         w = np.exp(u - lp)  # share of the power term in L_hat

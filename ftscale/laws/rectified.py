@@ -14,6 +14,21 @@ import numpy as np
 from ftscale.laws.base import ScalingLaw
 
 
+def pre_learned_term(
+    log_dl: np.ndarray, beta: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-learned term D_l + D^beta of the laws that add D_l after the exponent
+    (``rectified``, ``rectified_power``, ``lin_rectified``), from log D_l, beta and log data
+    sizes ``d`` (D = 0 is d = -inf, where D^beta = 0 whatever beta): ``(dd, v, s)`` with ``dd``
+    the log data sizes with 0 for D = 0 (the gradient's factor for beta), ``v`` = log(D_l +
+    D^beta) and ``s`` = D_l / (D_l + D^beta)."""
+    zero = ~np.isfinite(d)
+    dd = np.where(zero, 0.0, d)
+    v = np.logaddexp(log_dl, np.where(zero, -np.inf, beta * dd))
+    s = np.exp(log_dl - v)
+    return dd, v, s
+
+
 class RectifiedLaw(ScalingLaw):
     """L = B / (D_l + D^beta) + E; D the finetuning data size (examples), L in nats/token."""
 
@@ -35,10 +50,7 @@ class RectifiedLaw(ScalingLaw):
     @staticmethod
     def log_pred(theta, x, d):
         b, log_dl, beta, e = (theta[:, k, None] for k in range(4))
-        zero = ~np.isfinite(d)  # D = 0: D^beta = 0 whatever beta
-        dd = np.where(zero, 0.0, d)
-        v = np.logaddexp(log_dl, np.where(zero, -np.inf, beta * dd))  # log(D_l + D^beta)
-        s = np.exp(log_dl - v)  # D_l / (D_l + D^beta)
+        dd, v, s = pre_learned_term(log_dl, beta, d)
         u = b - v
         lp = np.logaddexp(u, e)
         w = np.exp(u - lp)

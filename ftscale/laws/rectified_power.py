@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftscale.laws.base import ScalingLaw
+from ftscale.laws.rectified import pre_learned_term
 
 
 class RectifiedPowerLaw(ScalingLaw):
@@ -38,10 +39,7 @@ class RectifiedPowerLaw(ScalingLaw):
     @staticmethod
     def log_pred(theta, x, d):
         b, log_dl, beta, gamma, e = (theta[:, k, None] for k in range(5))
-        zero = ~np.isfinite(d)  # D = 0: D^beta = 0 whatever beta
-        dd = np.where(zero, 0.0, d)
-        v = np.logaddexp(log_dl, np.where(zero, -np.inf, beta * dd))  # log(D_l + D^beta)
-        s = np.exp(log_dl - v)  # D_l / (D_l + D^beta)
+        dd, v, s = pre_learned_term(log_dl, beta, d)
         u = b - gamma * v
         lp = np.logaddexp(u, e)
         w = np.exp(u - lp)
