@@ -38,7 +38,7 @@ def answer_of(
     compare has ``best`` None.
     """
     out = []
-    contexts = {ctx.get("task"): laws for ctx, laws in _joint_contexts(fits, law)}
+    contexts = {ctx.get("task"): laws for ctx, laws in chosen_contexts(fits, law=law)}
     tasks = sorted({p["task"] for p in points})
     for task in tasks:
         tp = [p for p in points if p["task"] == task]
@@ -215,14 +215,6 @@ def widened_p_best(
     if got is None:
         return None
     return {m: float(v) for m, v in zip(laws, got[0], strict=True)}, got[1]
-
-
-def _joint_contexts(fits: list[dict[str, Any]], law: str | None = None) -> list:
-    """Per task, the methods' two-factor fits of ``law`` (one model's one-factor fits where
-    there are none: :func:`ftscale.laws.io.comparable_fits`); ``law`` None: each method's chosen
-    law with the group's draws pooled (:func:`ftscale.analysis.compare.chosen_contexts`;
-    methods may then differ in law)."""
-    return chosen_contexts(fits, law=law)
 
 
 def laws_used(laws: dict[str, tuple[Any, dict[str, Any]]]) -> str:

@@ -125,10 +125,11 @@ def contexts(
     """:func:`chosen_contexts` of the records of a fits file; a ``law`` it holds no fits of is
     a UserError naming the laws it does hold."""
     records = load_fits(path)
-    if law is not None and not used_records(records, law):
+    out = chosen_contexts(records, methods, path, law)
+    if law is not None and not out:
         have = ", ".join(dict.fromkeys(r["law"] for r in comparable_fits(records)))
         raise UserError(f"no fits of the {law} law (the fits hold: {have})", path=path)
-    return chosen_contexts(records, methods, path, law)
+    return out
 
 
 def pair_table(

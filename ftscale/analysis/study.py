@@ -22,7 +22,6 @@ import numpy as np
 
 from ftscale.analysis.answer import (  # noqa: F401 - re-exported: their home before the split
     P_BEST_FLAGGED_CAP,
-    _joint_contexts,
     answer_of,
     cap_p_best,
     laws_used,
@@ -30,6 +29,7 @@ from ftscale.analysis.answer import (  # noqa: F401 - re-exported: their home be
 from ftscale.analysis.calibrate import choose
 from ftscale.analysis.compare import (
     budget_pair_table,
+    chosen_contexts,
     pair_table,
     pet_size_in,
     recommend_in,
@@ -212,7 +212,7 @@ def critical_table(
             "law": law or laws_used({m: laws[m] for m in p["methods"]}),
             **p,
         }
-        for ctx, laws in _joint_contexts(fits, law)
+        for ctx, laws in chosen_contexts(fits, law=law)
         for p in pair_table(laws, values, *(search or ()))
     ]
 
@@ -229,7 +229,7 @@ def critical_budget_table(
     (:func:`ftscale.analysis.compare.budget_pair_table`). Tasks where a method has no
     ``column`` cost model (its runs recorded none) are left out."""
     out = []
-    for ctx, laws in _joint_contexts(fits, law):
+    for ctx, laws in chosen_contexts(fits, law=law):
         if len(laws) < 2 or any(
             column not in (rec.get("cost_models") or {}) for _, rec in laws.values()
         ):
@@ -251,7 +251,7 @@ def pet_size_table(
     ``[{"task", "data_size", "tolerance", "methods": {method: {"best",
     "smallest_within_tolerance", "predicted_loss", "interval", "candidates", ...}}}]``."""
     out = []
-    for ctx, laws in _joint_contexts(fits, law):
+    for ctx, laws in chosen_contexts(fits, law=law):
         task = ctx["task"]
         sub = pts[pts["task"] == task]
         budget = float(sub.groupby("method")["data_size"].max().min())
@@ -269,7 +269,7 @@ def recommendation_table(
     """For each task and each factor value of the study, the recommendation at the largest
     data size that every method was run with (a budget the user plausibly has)."""
     out = []
-    for ctx, laws in _joint_contexts(fits, law):
+    for ctx, laws in chosen_contexts(fits, law=law):
         if len(laws) < 2:
             continue
         task = ctx["task"]
