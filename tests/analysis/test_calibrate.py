@@ -151,8 +151,10 @@ def test_linear_variance_matches_the_refits_spread():
     assert 0.5 < lin / boot < 2.0
 
 
-@pytest.mark.slow
-def test_study_fit_chooses_the_rectified_law_on_a_pre_power_curve():
+@pytest.fixture(scope="module")
+def two_method_doc():
+    """A study fit (every auto law, 30 draws) of FMT on a pre-power curve and LoRA on a plain
+    one; shared read-only by the tests below."""
     rng = np.random.default_rng(1)
     pts = pd.concat(
         [
@@ -161,7 +163,12 @@ def test_study_fit_chooses_the_rectified_law_on_a_pre_power_curve():
         ],
         ignore_index=True,
     )
-    doc = fit_points(pts, "model_size", FitSpec(bootstrap=30))
+    return fit_points(pts, "model_size", FitSpec(bootstrap=30))
+
+
+@pytest.mark.slow
+def test_study_fit_chooses_the_rectified_law_on_a_pre_power_curve(two_method_doc):
+    doc = two_method_doc
     chosen = {f["group"]["method"]: f for f in doc["fits"] if f.get("chosen")}
     assert set(chosen) == {"fmt", "lora"}
     assert chosen["fmt"]["law"] in ("multiplicative_rectified", "additive_rectified")
@@ -242,7 +249,7 @@ def test_weights_are_inverse_cv_mean_squared_errors():
     assert [r["weight"] for r in recs] == pytest.approx([0.8, 0.2, 0.0])
 
 
-def test_critical_and_recommend_on_a_study_fits_file_answer_as_study_fit(tmp_path):
+def test_critical_and_recommend_on_a_study_fits_file_answer_as_study_fit(tmp_path, two_method_doc):
     """A study's fits file holds every law of each method; `recommend` and `critical` on it use
     each method's chosen law with the pooled draws, as the study's own answer does (before,
     they took each method's last-listed law), and `--law` picks one law."""
@@ -252,15 +259,7 @@ def test_critical_and_recommend_on_a_study_fits_file_answer_as_study_fit(tmp_pat
 
     from ftscale.analysis.compare import critical_pairs, recommend_from_fits
 
-    rng = np.random.default_rng(1)
-    pts = pd.concat(
-        [
-            _points(pre_power, (25, 80, 250, 800), rng=rng, method="fmt"),
-            _points(plain, (12, 40, 125, 400), rng=rng, method="lora"),
-        ],
-        ignore_index=True,
-    )
-    doc = fit_points(pts, "model_size", FitSpec(bootstrap=30))
+    doc = two_method_doc
     path = tmp_path / "fits.json"
     path.write_text(json.dumps(doc))
     chosen = {f["group"]["method"]: f["law"] for f in doc["fits"] if f.get("chosen")}
