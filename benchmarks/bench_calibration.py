@@ -32,6 +32,14 @@ model size at the largest data size all methods ran, and the study's answer, tho
 >= 0.95: the share naming the true best method), mean |Delta_h| of the used law, and the fitting
 seconds (``time_ratio`` = new / baseline).
 
+``--zero-shot MODE`` gives every simulated model a zero-shot loss Z (the runs' ``zero_shot_loss``),
+so that ``auto`` also fits the covariate laws of Z (docs/laws.md): Z is the FMT truth at one
+example at an "effective" model size X e^N(0, 0.25) (a family's uneven members). ``shared``:
+the finetuned losses of every method follow that effective size too (Z carries what the size
+does not: the case the zero-shot laws are for); ``unrelated``: they follow the nominal size X,
+so Z's unevenness is noise the finetuning curves do not share (the case where the zero-shot laws
+must not mislead). ``none`` (default): no Z, the covariate laws are not fitted.
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_calibration.py --studies 40 --json
 """
 
@@ -66,6 +74,10 @@ SEEDS = 2
 SCOPE = (10.0, 1e5)
 
 
+#: Spread of a model's "effective" size around its nominal one (log scale) in --zero-shot modes.
+UNEVEN = 0.25
+
+
 def true_loss(p: dict, x, d):
     return (
         p["A"]
@@ -75,8 +87,10 @@ def true_loss(p: dict, x, d):
     )
 
 
-def draw_study(rng: np.random.Generator) -> dict:
-    """{"laws": {method: params}, "pet": name} with one crossing at the middle model."""
+def draw_study(rng: np.random.Generator, zero_shot: str = "none") -> dict:
+    """{"laws": {method: params}, "pet": name, "eff": {nominal size: size the truth uses},
+    "zero_shot": {nominal size: Z} (empty for ``zero_shot`` "none")} with one crossing at the
+    middle model."""
     while True:
         row = str(rng.choice(list(TABLE4)))
         pet = str(rng.choice(["lora", "prompt"]))
@@ -97,7 +111,15 @@ def draw_study(rng: np.random.Generator) -> dict:
         p["E"] = float(true_loss(laws["fmt"], x, dc) - (true_loss(p, x, dc) - p["E"]))
         if p["E"] <= 0.05:
             continue
-        return {"laws": laws, "pet": pet, "row": row, "pre_power": pre}
+        study = {"laws": laws, "pet": pet, "row": row, "pre_power": pre}
+        study["eff"] = {x: x for x in MODELS}
+        study["zero_shot"] = {}
+        if zero_shot != "none":  # (no draws otherwise: "none" keeps the figures of before)
+            shifted = {x: x * math.exp(rng.normal(0, UNEVEN)) for x in MODELS}
+            study["zero_shot"] = {x: float(true_loss(laws["fmt"], shifted[x], 1.0)) for x in MODELS}
+            if zero_shot == "shared":
+                study["eff"] = shifted
+        return study
 
 
 def simulate_points(study: dict, rng: np.random.Generator) -> pd.DataFrame:
@@ -107,7 +129,7 @@ def simulate_points(study: dict, rng: np.random.Generator) -> pd.DataFrame:
         sizes = SIZES["fmt" if m == "fmt" else "pet"]
         for i, x in enumerate(MODELS):
             for d in sizes:
-                runs = true_loss(p, x, d) + rng.normal(0, SEED_SD, SEEDS)
+                runs = true_loss(p, study["eff"][x], d) + rng.normal(0, SEED_SD, SEEDS)
                 rows.append(
                     {
                         "task": "sim",
@@ -119,6 +141,7 @@ def simulate_points(study: dict, rng: np.random.Generator) -> pd.DataFrame:
                         "loss": float(runs.mean()),
                         "loss_std": float(runs.std(ddof=0)),
                         "n_seeds": SEEDS,
+                        "zero_shot_loss": study["zero_shot"].get(x),
                     }
                 )
     return pd.DataFrame(rows)
@@ -127,12 +150,14 @@ def simulate_points(study: dict, rng: np.random.Generator) -> pd.DataFrame:
 def true_crossing(study: dict, x: float) -> float | None:
     (m1, p1), (m2, p2) = study["laws"].items()
     grid = np.geomspace(*SCOPE, 20001)
+    x = study["eff"].get(x, x)
     v = true_loss(p1, x, grid) - true_loss(p2, x, grid)
     hit = np.flatnonzero(np.sign(v[:-1]) * np.sign(v[1:]) < 0)
     return float(grid[hit[0]]) if hit.size else None
 
 
 def true_best(study: dict, x: float, d: float) -> str:
+    x = study["eff"].get(x, x)
     return min(study["laws"], key=lambda m: float(true_loss(study["laws"][m], x, d)))
 
 
@@ -221,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--zero-shot", choices=("none", "shared", "unrelated"), default="none")
     args = ap.parse_args(argv)
 
     from ftscale.analysis.study import fit_points
@@ -233,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     secs = {"baseline": 0.0, "new": 0.0}
     studies = []
     for i in range(args.studies):
-        study = draw_study(rng)
+        study = draw_study(rng, args.zero_shot)
         pts = simulate_points(study, rng)
         studies.append({k: study[k] for k in ("row", "pet", "pre_power")})
         # baseline: today's fit (point bootstrap, no CV, the multiplicative law's answer)
@@ -251,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "studies": args.studies,
         "seed_sd": SEED_SD,
+        "zero_shot": args.zero_shot,
         "baseline": summarize(res["baseline"], secs["baseline"]),
         "new": summarize(res["new"], secs["new"]),
     }

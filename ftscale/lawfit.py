@@ -12,9 +12,11 @@ import pandas as pd
 
 from ftscale import tables
 from ftscale.analysis.calibrate import choose
+from ftscale.analysis.covariates import applicable
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import curve_health, law_message
 from ftscale.errors import UserError
+from ftscale.laws.covariate import ZERO_SHOT
 from ftscale.laws.registry import LAWS, get_law
 from ftscale.schema import COST_COLUMNS
 
@@ -25,11 +27,13 @@ RISING_TARGETS = ("forgetting", "forget_loss")
 
 def _points(df: pd.DataFrame, factor: str | None, data: str, target: str) -> pd.DataFrame:
     """Average runs that share (factor, data size): the paper fits each point as the mean of its
-    seeds. Cost columns are averaged too; ``loss_std`` is the (population) standard deviation
+    seeds. Cost columns and the zero-shot loss (a covariate law's factor) are averaged too;
+    ``loss_std`` is the (population) standard deviation
     of the runs' ``target`` values (nats/token) and ``n_seeds`` their number, as a study's
     points carry them."""
     keys = [c for c in (factor, data) if c]
-    cols = [target] + [c for c in COST_COLUMNS if c in df.columns and c != target]
+    extra = (*COST_COLUMNS, ZERO_SHOT)
+    cols = [target] + [c for c in extra if c in df.columns and c != target]
     num = df[keys + cols].copy()
     for c in cols[1:]:
         num[c] = pd.to_numeric(num[c], errors="coerce")
@@ -204,6 +208,10 @@ def fit_frame(
         mask = np.arange(len(points)) >= len(fit_pts)
         records = []
         for name, cls in zip(names, classes, strict=True):
+            if law == "auto" and not applicable(
+                cls, points, factor=factor, data=data, target=target
+            ):
+                continue  # a covariate law where the table does not measure it
             # a law without D_l leaves the zero-shot points (data size 0) out
             keep = (points[data] > 0).to_numpy() | cls.accepts_zero_data
             rec, why = fit_group(

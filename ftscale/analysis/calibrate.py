@@ -161,7 +161,6 @@ def calibrate(
     refits), ``n_tied`` (their number)), ``noise`` (``seed_sd``, ``lack_of_fit``, ``scale``, ``n_cv``) and
     ``heldout_points`` (factor value, data size, ``n_seeds``, ``observed``, ``predicted``,
     ``lo``, ``hi``: the 95% predictive interval; null without draws)."""
-    cls = type(est)
     X = fit_pts[factor].to_numpy(float) if factor else None
     D = fit_pts[data].to_numpy(float)
     y = fit_pts[target].to_numpy(float)
@@ -184,13 +183,7 @@ def calibrate(
         # from the form's own grid of starts, as the full fit: a refit started at the full
         # fit's optimum stays there wherever the fold's points leave a direction free (the
         # additive law on two factor values), and "predicts" the points it had seen
-        f = cls(
-            huber_delta=est.huber_delta,
-            space=est.space,
-            grid=est.grid,
-            n_polish=1,
-            max_iter=CV_MAX_ITER,
-        )
+        f = est.clone().set_params(n_polish=1, max_iter=CV_MAX_ITER, n_bootstrap=0)
         try:
             with np.errstate(all="ignore"):
                 f.fit(None if X is None else X[rest], D[rest], y[rest], fixed=fixed)

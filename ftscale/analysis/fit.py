@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ftscale.analysis.calibrate import calibrate
+from ftscale.analysis.covariates import covariate_map
 from ftscale.analysis.health import law_health, ranges_of
 from ftscale.errors import ConvergenceWarning, UserError
 from ftscale.laws.cost import fit_cost_model
@@ -115,7 +116,16 @@ def fit_group(
             "(need at least as many points as parameters)"
         )
         return None, [f"{label}: not fitted ({why})"]
+    hyper: dict[str, Any] = {}
+    if cls.covariate is not None:
+        try:
+            hyper["covariate_map"] = covariate_map(
+                cls, points, factor=factor, data=data, target=target
+            )
+        except UserError as exc:
+            return None, [f"{label}: not fitted ({exc})"]
     est = cls(
+        **hyper,
         huber_delta=options.huber_delta,
         space=options.space,
         grid=rising_grid(cls, fit_pts[data].to_numpy(float), fit_pts[target].to_numpy(float)),
@@ -184,9 +194,10 @@ def _draw_sd(est, X: np.ndarray | None, D: np.ndarray) -> list[float] | None:
     draws = est.bootstrap_params_
     if draws is None or len(draws) < 2 or D.size == 0:
         return None
+    C = est.covariate_of(X)
     with np.errstate(all="ignore"):
         preds = np.stack(
-            [est.predict_with(dict(zip(est.param_names, row, strict=True)), X, D) for row in draws]
+            [est.predict_with(dict(zip(est.param_names, row, strict=True)), C, D) for row in draws]
         )
     lo, hi = np.nanpercentile(preds, [16, 84], axis=0)
     return [float(v) for v in (hi - lo) / 2]

@@ -172,7 +172,7 @@ def answer_text(entry: dict[str, Any], factor: str) -> str:
     losses = ", ".join(loss(r) for r in entry["ranking"])
     laws = entry.get("laws") or {}
     used = "; ".join(
-        f"{method_label(m)}: {v['law']} law, cross-validated error "
+        f"{method_label(m)}: {v['law']} law{_of_covariate(v['law'])}, cross-validated error "
         + ("-" if v.get("cv_error") is None else f"{v['cv_error']:.3f}")
         + ", held-out error "
         + ("-" if v.get("delta_h") is None else f"{v['delta_h']:.3f}")
@@ -254,3 +254,17 @@ def format_fits(doc: dict[str, Any]) -> str:
     for n in doc.get("notes", []):
         lines.append(f"note: {n}")
     return "\n".join(lines)
+
+
+def _of_covariate(law: str) -> str:
+    """' (of each model's zero-shot loss)' for a covariate law (its factor is that
+    measurement, not the model size), else ''."""
+    from ftscale.laws.registry import LAWS
+
+    cls = LAWS.get(law)
+    column = getattr(cls, "covariate", None)
+    return (
+        ""
+        if column is None
+        else f" (of each model's {column.replace('zero_shot', 'zero-shot').replace('_', ' ')})"
+    )

@@ -34,6 +34,7 @@ from ftscale.analysis.compare import (
     pet_size_in,
     recommend_in,
 )
+from ftscale.analysis.covariates import applicable
 from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.prose import (  # noqa: F401 - re-exported: their home before the split
     _at,
@@ -146,6 +147,8 @@ def fit_points(
             )
         chosen_groups: dict[str, list[dict[str, Any]]] = {}
         for law_name in expand_laws(fit.laws, 1 if pts[factor].nunique() == 1 else 2):
+            if law_name not in fit.laws and not applicable(get_law(law_name), g, factor=factor):
+                continue  # "auto": a covariate law where the runs did not measure it
             # a one-factor law is fitted at each factor value on its own
             if get_law(law_name).n_factors == 2:
                 parts = [(None, np.ones(len(g), dtype=bool))]

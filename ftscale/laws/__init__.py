@@ -9,6 +9,11 @@ Law forms (one file each, registered in :data:`ftscale.laws.registry.LAWS`):
 - ``multiplicative_rectified``: L = A * X^-alpha * (D + D_l)^-beta + E
 - ``additive_rectified``:       L = A * X^-alpha + B * (D + D_l)^-beta + E
 - ``lin_rectified``:            L = A * X^-alpha / (D_l + D^beta) + E
+- ``zero_shot_rectified``:      L = A * (Z - E)^alpha * (D + D_l)^-beta + E
+- ``zero_shot_scaled``:         L = A * (Z - E) * (D + D_l)^-beta + E
+
+The two ``zero_shot_`` forms are covariate laws (:mod:`ftscale.laws.covariate`): the model enters
+through Z, its zero-shot loss measured at each factor value, not through X.
 
 X is a scaling factor (model parameters, pretraining tokens, PET size), D the finetuning data
 size (examples), L a loss in nats/token. Estimator style: ``get_law("multiplicative")()

@@ -72,6 +72,9 @@ class ScalingLaw:
     #: Whether two fits of this form cross at a data size given in closed form by their
     #: parameters (:func:`ftscale.laws.critical.closed_form`); else crossings are searched.
     closed_form_crossing: ClassVar[bool] = False
+    #: The column of a per-factor-value measurement the law takes as its factor instead of X
+    #: (:class:`ftscale.laws.covariate.CovariateLaw`); None: X itself.
+    covariate: ClassVar[str | None] = None
     _SCALE_BOUNDS = (-30.0, 50.0)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -105,12 +108,17 @@ class ScalingLaw:
     # -- hyper-parameters (scikit-learn's conventions) -------------------------------------------
     @classmethod
     def _param_keys(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            k
-            for k, p in sig.parameters.items()
-            if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        # every constructor up the MRO: a subclass adds its own (``**kw`` passes the rest on)
+        keys: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" in klass.__dict__ and issubclass(klass, ScalingLaw):
+                sig = inspect.signature(klass.__dict__["__init__"])
+                keys += [
+                    k
+                    for k, p in sig.parameters.items()
+                    if k != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                ]
+        return list(dict.fromkeys(keys))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The hyper-parameters (the constructor's arguments), name -> value; never fitted
@@ -199,6 +207,19 @@ class ScalingLaw:
         return dict.fromkeys(cls.param_names, 1.0)
 
     # -- inputs -------------------------------------------------------------------------------
+    def map_log_x(self, x: np.ndarray | None) -> np.ndarray | None:
+        """The law's own log factor at log factor values ``x``: ``x`` itself, except for a
+        covariate law (:class:`ftscale.laws.covariate.CovariateLaw`)."""
+        return x
+
+    def covariate_of(self, X: Any) -> Any:
+        """The law's own factor at factor values ``X`` (what :meth:`predict_with` takes): ``X``
+        itself, except for a covariate law."""
+        if self.covariate is None or X is None or self.n_factors == 1:
+            return X
+        X = np.asarray(X, dtype=float)
+        return np.exp(self.map_log_x(np.log(X).ravel())).reshape(X.shape)
+
     def _logs(self, X: np.ndarray | None, D: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         D = np.asarray(D, dtype=float).ravel()
         if np.any(~np.isfinite(D)) or np.any(D < 0):
@@ -219,7 +240,7 @@ class ScalingLaw:
             raise UserError("factor and data size must have the same length")
         if np.any(~np.isfinite(X)) or np.any(X <= 0):
             raise UserError("factor values must be positive and finite")
-        return np.log(X), logd
+        return self.map_log_x(np.log(X)), logd
 
     @staticmethod
     def _losses(L: np.ndarray, n: int) -> np.ndarray:
@@ -348,7 +369,11 @@ class ScalingLaw:
         if draws is None or len(draws) == 0:
             return None
         D = np.asarray(D, dtype=float).ravel()
-        x = None if self.n_factors == 1 else np.log(np.broadcast_to(X, D.shape).astype(float))
+        x = (
+            None
+            if self.n_factors == 1
+            else self.map_log_x(np.log(np.broadcast_to(X, D.shape).astype(float)))
+        )
         with np.errstate(all="ignore"):
             cols = [
                 np.log(np.where(v > 0, v, np.nan)) if k in self.log_params else v
@@ -415,7 +440,7 @@ class ScalingLaw:
     def predict(self, X: np.ndarray | float | None, D: np.ndarray | float) -> np.ndarray:
         """Predicted loss (nats/token) at factor ``X`` and data size ``D`` (examples); pure."""
         self._check_fitted()
-        return self.predict_with(self.params_, X, D)
+        return self.predict_with(self.params_, self.covariate_of(X), D)
 
     @classmethod
     def predict_with(
@@ -441,9 +466,10 @@ class ScalingLaw:
         self._check_fitted()
         if self.bootstrap_params_ is None or len(self.bootstrap_params_) == 0:
             return None
+        C = self.covariate_of(X)
         preds = np.stack(
             [
-                self.predict_with(dict(zip(self.param_names, row, strict=True)), X, D)
+                self.predict_with(dict(zip(self.param_names, row, strict=True)), C, D)
                 for row in self.bootstrap_params_
             ]
         )

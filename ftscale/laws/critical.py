@@ -149,7 +149,7 @@ def _draw_preds(
 ) -> np.ndarray:
     """Predicted losses (R, G) of free parameter rows ``theta`` (R, P) at log data sizes ``logd``
     (G,) and factor value ``x`` (None for one-factor laws)."""
-    xx = None if law.n_factors == 1 else np.full(logd.shape, np.log(x))
+    xx = None if law.n_factors == 1 else law.map_log_x(np.full(logd.shape, np.log(x)))
     with np.errstate(all="ignore"):
         lp, _ = law.log_pred(theta, xx, logd)
     return np.exp(lp)

@@ -55,6 +55,9 @@ def fit_record(
         "seed": law.seed,
         "cost_models": cost_models or {},
     }
+    if law.covariate is not None:
+        # the law's factor is a measurement per factor value: the pairs travel with the fit
+        rec["covariate"] = {"column": law.covariate, "map": [list(p) for p in law.covariate_map]}
     if law.bootstrap_params_ is not None:
         rec["bootstrap_converged"] = getattr(law, "bootstrap_converged_", None)
     if with_samples and law.bootstrap_params_ is not None:
@@ -113,8 +116,11 @@ def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
                 f"got {v!r}",
                 path=path,
             )
+    extra: dict[str, Any] = {}
+    if cls.covariate is not None:
+        extra["covariate_map"] = _covariate_map(rec, cls, path)
     try:
-        law = cls(space=space, huber_delta=float(delta))
+        law = cls(space=space, huber_delta=float(delta), **extra)
         law.load_fitted({k: float(params[k]) for k in cls.param_names})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"malformed fit record ({exc})", path=path) from None
@@ -132,6 +138,30 @@ def law_from_record(rec: dict[str, Any], path: str | None = None) -> ScalingLaw:
             )
         law.bootstrap_params_ = arr
     return law
+
+
+def _covariate_map(
+    rec: dict[str, Any], cls: type[ScalingLaw], path: str | None
+) -> tuple[tuple[float, float], ...]:
+    """A covariate law's (factor value, covariate) pairs from its record's ``covariate``."""
+    cov = rec.get("covariate")
+    pairs = cov.get("map") if isinstance(cov, dict) else None
+    try:
+        arr = np.asarray(pairs, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 2:
+        raise UserError(
+            f"fit record of the {cls.name} law: covariate.map must list two or more "
+            f"[factor value, {cls.covariate}] pairs",
+            path=path,
+        )
+    if not (np.isfinite(arr).all() and (arr > 0).all()):
+        raise UserError(
+            f"fit record of the {cls.name} law: covariate.map values must be positive numbers",
+            path=path,
+        )
+    return tuple((float(a), float(b)) for a, b in arr)
 
 
 def load_fits(path: str) -> list[dict[str, Any]]:

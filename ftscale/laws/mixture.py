@@ -67,7 +67,7 @@ class LawMixture(ScalingLaw):
             rows = np.flatnonzero(idx == i)
             if rows.size:
                 p = len(law.param_names)
-                lp[rows] = law.log_pred(theta[rows, 1 : 1 + p], x, d)[0]
+                lp[rows] = law.log_pred(theta[rows, 1 : 1 + p], law.map_log_x(x), d)[0]
         return lp, np.zeros((*lp.shape, theta.shape[1]))
 
     def predict(self, X, D):

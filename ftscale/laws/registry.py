@@ -13,6 +13,8 @@ from ftscale.laws.multiplicative_rectified import MultiplicativeRectifiedLaw
 from ftscale.laws.power import PowerLaw
 from ftscale.laws.rectified import RectifiedLaw
 from ftscale.laws.rectified_power import RectifiedPowerLaw
+from ftscale.laws.zero_shot_rectified import ZeroShotRectifiedLaw
+from ftscale.laws.zero_shot_scaled import ZeroShotScaledLaw
 
 LAWS: dict[str, type[ScalingLaw]] = {
     "multiplicative": MultiplicativeLaw,
@@ -23,6 +25,8 @@ LAWS: dict[str, type[ScalingLaw]] = {
     "additive_rectified": AdditiveRectifiedLaw,
     "lin_rectified": LinRectifiedLaw,
     "rectified_power": RectifiedPowerLaw,
+    "zero_shot_rectified": ZeroShotRectifiedLaw,
+    "zero_shot_scaled": ZeroShotScaledLaw,
 }
 
 

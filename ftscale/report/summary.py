@@ -133,8 +133,10 @@ def findings(doc: dict[str, Any], results=None) -> list[str]:
             continue
         # Which scaling helps more: the factor's exponent against the data exponent.
         for m, f in sorted(tm.items()):
-            if not {"alpha", "beta"} <= set(f["params"]):
-                continue  # a law without the two exponents says nothing here
+            if not {"alpha", "beta"} <= set(f["params"]) or f.get("covariate"):
+                # a law without the two exponents says nothing here, nor a covariate law's
+                # alpha (an exponent of the zero-shot loss, not of the factor)
+                continue
             a, b = f["params"]["alpha"], f["params"]["beta"]
             ci = f.get("ci") or {}
             if f.get("at_bound"):

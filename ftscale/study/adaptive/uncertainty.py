@@ -79,7 +79,9 @@ def _preds(state: DesignState, method: str, x: float, d: np.ndarray) -> np.ndarr
     law = state.laws[method]
     logd = np.log(np.asarray(d, dtype=float))
     with np.errstate(all="ignore"):
-        lp, _ = law.log_pred(state.theta[method], np.full(logd.shape, math.log(x)), logd)
+        lp, _ = law.log_pred(
+            state.theta[method], law.map_log_x(np.full(logd.shape, math.log(x))), logd
+        )
     return np.exp(lp)
 
 
