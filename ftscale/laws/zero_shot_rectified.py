@@ -16,6 +16,9 @@ import numpy as np
 
 from ftscale.laws.covariate import CovariateLaw
 
+#: Z - E below this share of Z counts as none (the prediction is E).
+_TINY = 1e-12
+
 
 class ZeroShotRectifiedLaw(CovariateLaw):
     """L = A * (Z - E)^alpha * (D + D_l)^-beta + E; Z the base model's zero-shot loss
@@ -42,13 +45,17 @@ class ZeroShotRectifiedLaw(CovariateLaw):
         a, alpha, beta, log_dl, e = (theta[:, k, None] for k in range(5))
         z = np.exp(x)[None, :]
         big_e = np.exp(e)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ze = np.log(z - big_e)  # NaN where E >= Z: the objective rejects such a start
+        # A model at or below the floor (Z <= E: a model better than any the fit saw) has no
+        # reducible loss left: its prediction is E, not NaN.
+        gap = z - big_e
+        room = gap > _TINY * z
+        ze = np.log(np.where(room, gap, _TINY * z))
         v = np.logaddexp(d, log_dl)  # log(D + D_l); D = 0 gives log D_l
         s = np.exp(log_dl - v)  # D_l / (D + D_l)
         u = a + alpha * ze - beta * v
         lp = np.logaddexp(u, e)
         w = np.exp(u - lp)  # share of the reducible term in L_hat
-        de = w * (-alpha * big_e / (z - big_e)) + (1.0 - w)
+        dze = np.where(room, -big_e / np.where(room, gap, 1.0), 0.0)  # d log(Z - E) / d log E
+        de = w * alpha * dze + (1.0 - w)
         g = np.stack([w, ze * w, -v * w, -beta * s * w, de], axis=-1)
         return lp, g

@@ -143,3 +143,13 @@ def test_fit_auto_adds_the_zero_shot_laws_only_where_the_table_measures_the_zero
         capsys, "fit", without, "--factor", "model_size", "--law", "zero_shot_scaled"
     )
     assert rc == 2 and "needs the zero_shot_loss" in err and "Traceback" not in err
+
+
+def test_a_model_at_or_below_the_fitted_floor_is_predicted_at_the_floor_not_nan():
+    """A held-out model better than any fitted one can have Z <= E: no reducible loss is left,
+    the prediction is E (a NaN there once made answers and intervals NaN)."""
+    law = get_law("zero_shot_rectified")(covariate_map=((1e6, 4.0), (1e7, 3.0), (1e8, 2.0)))
+    law.load_fitted({**TRUTH, "E": 3.5})
+    pred = law.predict(np.array([1e6, 1e7, 1e8]), np.array([10.0, 10.0, 1000.0]))
+    assert np.isfinite(pred).all() and pred[0] > 3.5
+    assert pred[1:] == pytest.approx([3.5, 3.5])
