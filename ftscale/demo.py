@@ -130,18 +130,21 @@ def format_demo(result: dict[str, Any]) -> str:
         f"{result['runs'].get('failed', 0)} failed, {result['runs'].get('diverged', 0)} diverged) "
         f"in {result['seconds']:.0f}s",
         "",
-        "Fitted laws (test loss in nats/token; largest model and largest data size held out):",
-        f"  {'method':7} {'law':15} {'A':>9} {'alpha':>7} {'B':>9} {'beta':>7} {'E':>7} {'Δe':>8} {'Δh':>8}",
+        "Fitted laws (test loss in nats/token; largest model and largest data size held out; "
+        "* the law cross-validation chose per method):",
+        f"  {'method':7} {'law':26} {'parameters':52} {'Δe':>8} {'Δh':>8} {'CV':>8}",
     ]
     for f in result["fits"]:
         if f["group"].get("model_size") is not None:
             continue
-        p = f["params"]
+        # every law's own parameters (a law of the zero-shot loss has no B, one has no alpha)
+        params = " ".join(f"{k}={v:.3g}" for k, v in f["params"].items())
         dh = "-" if f["delta_h"] is None else f"{f['delta_h']:.4f}"
-        b = "" if "B" not in p else f"{p['B']:.3g}"
+        cv = "-" if f.get("cv_error") is None else f"{f['cv_error']:.4f}"
+        law = f["law"] + (" *" if f.get("chosen") else "")
         lines.append(
-            f"  {method_label(f['group']['method']):7} {f['law']:15} {p['A']:9.3g} {p['alpha']:7.3f} "
-            f"{b:>9} {p['beta']:7.3f} {p['E']:7.3f} {f['delta_e']:8.4f} {dh:>8}"
+            f"  {method_label(f['group']['method']):7} {law:26} {params:52} "
+            f"{f['delta_e']:8.4f} {dh:>8} {cv:>8}"
             + ("" if f["converged"] else "  (fit did not converge)")
             + (f"  (at the search bound: {', '.join(f['at_bound'])})" if f.get("at_bound") else "")
             + ("  (E ~ 0: no floor in these runs)" if f.get("no_floor") else "")

@@ -154,3 +154,42 @@ def test_demo_answer_carries_its_flags():
     )
     assert "Health: 2 flags (in the report, under What to do about the flags)." in lines
     assert f"  - {curve}" in lines
+
+
+def test_demo_table_prints_every_law_whatever_its_parameters():
+    """The demo prints every fitted joint law: a law without alpha (zero_shot_scaled) or with
+    D_l and B once made the table raise KeyError after all 96 runs had finished."""
+    from ftscale.demo import format_demo
+    from ftscale.laws import LAWS
+
+    fits = [
+        {
+            "group": {"task": "t", "method": "lora"},
+            "law": name,
+            "params": dict.fromkeys(cls.param_names, 1.5),
+            "delta_e": 0.02,
+            "delta_h": None if i % 2 else 0.1,
+            "cv_error": 0.05 if i % 2 else None,
+            "chosen": i == 0,
+            "converged": True,
+            "at_bound": [],
+        }
+        for i, (name, cls) in enumerate((n, c) for n, c in LAWS.items() if c.n_factors == 2)
+    ]
+    result = {
+        "study": "demo",
+        "store": "s.db",
+        "report": "r.html",
+        "fits_file": "fits.json",
+        "runs": {"planned": 2, "ran_now": 0, "done": 2},
+        "seconds": 1.0,
+        "fits": fits,
+        "critical": [],
+        "recommendation": None,
+        "notes": [],
+    }
+    lines = [ln for ln in format_demo(result).splitlines() if ln.strip().startswith("LoRA")]
+    assert len(lines) == len(fits)
+    for line, f in zip(lines, fits, strict=True):
+        assert f["law"] in line and all(f"{k}=1.5" in line for k in f["params"])
+    assert lines[0].split()[2] == "*"  # the chosen law is marked
