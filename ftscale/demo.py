@@ -33,7 +33,12 @@ def demo_study_path() -> Path:
 
 
 def _store_digest(store, keys: list[str]) -> str:
+    """A digest of the runs and of the laws a fit would try (a cached fit from before a law
+    was added is stale even for the same runs)."""
+    from ftscale.laws.registry import LAWS
+
     h = hashlib.sha256()
+    h.update(json.dumps(sorted((k, c.in_auto, c.formula) for k, c in LAWS.items())).encode())
     for run in store.runs(keys):
         h.update(f"{run.run_key}:{run.status}:{json.dumps(run.record, sort_keys=True)};".encode())
     return h.hexdigest()[:16]
@@ -90,7 +95,16 @@ def run_demo(
             {
                 **{
                     k: f.get(k)
-                    for k in ("group", "law", "params", "delta_e", "delta_h", "converged")
+                    for k in (
+                        "group",
+                        "law",
+                        "params",
+                        "delta_e",
+                        "delta_h",
+                        "converged",
+                        "cv_error",
+                        "chosen",
+                    )
                 },
                 "at_bound": f.get("at_bound"),
                 "no_floor": floor_vanishes(f, doc["points"]),
