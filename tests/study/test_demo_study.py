@@ -76,6 +76,24 @@ def test_demo_budget_trains_every_size_for_epochs():
         assert min(budgets.values()) >= 3 * training["eval_every"]  # room to stop early
 
 
+def _demo_result(**fields):
+    """A demo result as ``run_demo`` returns it, for ``format_demo``: no fits, crossings or
+    recommendation unless ``fields`` give them."""
+    return {
+        "study": "demo",
+        "store": "s.db",
+        "report": "r.html",
+        "fits_file": "fits.json",
+        "runs": {"planned": 2, "ran_now": 0, "done": 2},
+        "seconds": 1.0,
+        "fits": [],
+        "critical": [],
+        "recommendation": None,
+        "notes": [],
+        **fields,
+    }
+
+
 def test_demo_table_says_when_a_floor_fits_to_zero():
     from ftscale.demo import format_demo
     from ftscale.report.summary import floor_vanishes
@@ -96,18 +114,10 @@ def test_demo_table_says_when_a_floor_fits_to_zero():
         }
         return {**f, "no_floor": floor_vanishes(f, points)}  # as the demo's result holds it
 
-    result = {
-        "study": "demo",
-        "store": "s.db",
-        "report": "r.html",
-        "fits_file": "fits.json",
-        "runs": {"planned": 2, "ran_now": 2, "done": 2, "failed": 0, "diverged": 0},
-        "seconds": 1.0,
-        "fits": [fit("fmt", 1.5e-9), fit("lora", 3.25)],
-        "critical": [],
-        "recommendation": None,
-        "notes": [],
-    }
+    result = _demo_result(
+        runs={"planned": 2, "ran_now": 2, "done": 2, "failed": 0, "diverged": 0},
+        fits=[fit("fmt", 1.5e-9), fit("lora", 3.25)],
+    )
     lines = format_demo(result).splitlines()
     [fmt_line] = [ln for ln in lines if ln.strip().startswith("FMT")]
     [lora_line] = [ln for ln in lines if ln.strip().startswith("LoRA")]
@@ -119,23 +129,15 @@ def test_demo_answer_carries_its_flags():
 
     flag = "800 examples is outside the LoRA runs at model size 1.2M (12-400 examples): ..."
     curve = "ftlm-3/LoRA on translate-en-de: loss rises from 125 to 400 examples by 0.05 ..."
-    result = {
-        "study": "demo",
-        "store": "s.db",
-        "report": "r.html",
-        "fits_file": "fits.json",
-        "runs": {"planned": 2, "ran_now": 0, "done": 2},
-        "seconds": 1.0,
-        "fits": [],
-        "critical": [
+    result = _demo_result(
+        critical=[
             {
                 "methods": ["fmt", "lora"],
                 "points": [{"x": 1e6, "critical_data_size": 32.0, "extrapolated": True}],
                 "closed_form": {"H": None, "defined": False},
             }
         ],
-        "recommendation": None,
-        "answer": {
+        answer={
             "tasks": [
                 {
                     "text": "translate-en-de: at model size 1.2M with 800 examples, use FMT",
@@ -143,9 +145,8 @@ def test_demo_answer_carries_its_flags():
                 }
             ]
         },
-        "health": {"curves": [{"message": curve}], "laws": [], "critical": [{}], "flips": []},
-        "notes": [],
-    }
+        health={"curves": [{"message": curve}], "laws": [], "critical": [{}], "flips": []},
+    )
     lines = format_demo(result).splitlines()
     i = lines.index("Answer: translate-en-de: at model size 1.2M with 800 examples, use FMT")
     assert lines[i + 1] == f"  - {flag}"
@@ -176,18 +177,7 @@ def test_demo_table_prints_every_law_whatever_its_parameters():
         }
         for i, (name, cls) in enumerate((n, c) for n, c in LAWS.items() if c.n_factors == 2)
     ]
-    result = {
-        "study": "demo",
-        "store": "s.db",
-        "report": "r.html",
-        "fits_file": "fits.json",
-        "runs": {"planned": 2, "ran_now": 0, "done": 2},
-        "seconds": 1.0,
-        "fits": fits,
-        "critical": [],
-        "recommendation": None,
-        "notes": [],
-    }
+    result = _demo_result(fits=fits)
     lines = [ln for ln in format_demo(result).splitlines() if ln.strip().startswith("LoRA")]
     assert len(lines) == len(fits)
     for line, f in zip(lines, fits, strict=True):
