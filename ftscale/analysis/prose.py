@@ -261,10 +261,5 @@ def _of_covariate(law: str) -> str:
     measurement, not the model size), else ''."""
     from ftscale.laws.registry import LAWS
 
-    cls = LAWS.get(law)
-    column = getattr(cls, "covariate", None)
-    return (
-        ""
-        if column is None
-        else f" (of each model's {column.replace('zero_shot', 'zero-shot').replace('_', ' ')})"
-    )
+    words = getattr(LAWS.get(law), "covariate_words", None)
+    return "" if words is None else f" (of each model's {words})"

@@ -37,6 +37,8 @@ class CovariateLaw(ScalingLaw):
     X (see the module); ``covariate_map`` = ((X, C), ...) with X and C positive."""
 
     covariate: ClassVar[str | None] = ZERO_SHOT
+    #: The covariate in words, for the answer's text.
+    covariate_words: ClassVar[str] = "zero-shot loss"
     n_factors = 2
 
     def __init__(self, *, covariate_map: tuple[tuple[float, float], ...] | None = None, **kw: Any):

@@ -153,3 +153,10 @@ def test_a_model_at_or_below_the_fitted_floor_is_predicted_at_the_floor_not_nan(
     pred = law.predict(np.array([1e6, 1e7, 1e8]), np.array([10.0, 10.0, 1000.0]))
     assert np.isfinite(pred).all() and pred[0] > 3.5
     assert pred[1:] == pytest.approx([3.5, 3.5])
+
+
+def test_the_answer_names_a_covariate_law_by_its_covariate():
+    from ftscale.analysis.prose import _of_covariate
+
+    assert _of_covariate("zero_shot_scaled") == " (of each model's zero-shot loss)"
+    assert _of_covariate("multiplicative") == "" and _of_covariate("no_such_law") == ""
