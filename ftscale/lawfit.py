@@ -17,7 +17,7 @@ from ftscale.analysis.fit import FitOptions, fit_group, fits_document
 from ftscale.analysis.health import curve_health, law_message
 from ftscale.errors import UserError
 from ftscale.laws.covariate import ZERO_SHOT
-from ftscale.laws.registry import LAWS, get_law
+from ftscale.laws.registry import LAWS, expand_laws, get_law
 from ftscale.schema import COST_COLUMNS
 
 #: Targets that are expected to grow with data (``ftscale.finetune.forget``): no "curve rises
@@ -126,10 +126,7 @@ def fit_frame(
             f"a {data!r} column",
             path=path,
         )
-    if law == "auto":
-        names = [k for k, c in LAWS.items() if c.n_factors == (2 if factor else 1) and c.in_auto]
-    else:
-        names = [law]
+    names = expand_laws([law], 2 if factor else 1)
     classes = [get_law(n) for n in names]
     if space not in ("linear", "log"):
         raise UserError(f"--space must be linear or log, not {space!r}")

@@ -46,23 +46,10 @@ from ftscale.analysis.prose import (  # noqa: F401 - re-exported: their home bef
     health_of,
 )
 from ftscale.errors import UserError
-from ftscale.laws.registry import get_law
+from ftscale.laws.registry import expand_laws, get_law
 from ftscale.study.results import points_frame, results_frame
 from ftscale.study.spec import FitSpec, Study
 from ftscale.study.store import RunStore
-
-
-def expand_laws(laws: tuple[str, ...] | list[str], n_factors: int = 2) -> list[str]:
-    """The study's ``fit.laws`` with ``"auto"`` replaced by every law of the registry with
-    ``n_factors`` factors marked ``in_auto`` (in its order), duplicates dropped. A study of one
-    model (one factor value) expands ``"auto"`` to the one-factor laws of the data size alone."""
-    from ftscale.laws.registry import LAWS
-
-    out: list[str] = []
-    for name in laws:
-        auto = [k for k, c in LAWS.items() if c.n_factors == n_factors and c.in_auto]
-        out += auto if name == "auto" else [name]
-    return list(dict.fromkeys(out))
 
 
 def holdout_mask(points, study: Study | FitSpec) -> np.ndarray:

@@ -41,3 +41,15 @@ def get_law(name: str) -> type[ScalingLaw]:
 def make_law(name: str, **hyper) -> ScalingLaw:
     """An unfitted law of form ``name`` with the given hyper-parameters."""
     return get_law(name)(**hyper)
+
+
+def expand_laws(laws: tuple[str, ...] | list[str], n_factors: int = 2) -> list[str]:
+    """``laws`` (a study's ``fit.laws``, or ``ftscale fit --law``) with ``"auto"`` replaced by
+    every law of the registry with
+    ``n_factors`` factors marked ``in_auto`` (in its order), duplicates dropped. A study of one
+    model (one factor value) expands ``"auto"`` to the one-factor laws of the data size alone."""
+    out: list[str] = []
+    for name in laws:
+        auto = [k for k, c in LAWS.items() if c.n_factors == n_factors and c.in_auto]
+        out += auto if name == "auto" else [name]
+    return list(dict.fromkeys(out))
